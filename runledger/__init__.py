@@ -1,0 +1,1 @@
+"""Runledger process wiring: settings, CLI, supervisor, broker and Kafka helpers."""

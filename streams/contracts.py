@@ -1,0 +1,159 @@
+"""Messages that cross process boundaries: the event contract and the worker's inputs.
+
+Times inside worker messages are epoch milliseconds (``received_at`` is stamped by the
+API and is the only clock the state machine sees). Events carry ISO-8601 UTC strings,
+as the public contract in DESIGN.md shows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from streams.plan import Plan
+
+EventType = Literal[
+    "execution_started",
+    "execution_updated",  # additive: a start command that arrived after the first report
+    "execution_paused",
+    "execution_resumed",
+    "execution_completed",
+    "step_scheduled",
+    "step_started",
+    "step_succeeded",
+    "step_failed",
+    "step_retry_scheduled",
+    "step_skipped",
+    "user_input_required",
+    "input_received",
+    "log",
+    "metric",
+    "command_rejected",
+]
+
+ReportedType = Literal[
+    "execution_started",
+    "execution_completed",
+    "step_started",
+    "step_succeeded",
+    "step_failed",
+    "step_skipped",
+    "log",
+    "metric",
+]
+STEP_REPORT_TYPES = frozenset({"step_started", "step_succeeded", "step_failed", "step_skipped"})
+
+FinalStatus = Literal["succeeded", "failed", "stopped"]
+Mode = Literal["tracked", "orchestrated"]
+
+
+def event_id_for(execution_id: str, seq: int) -> str:
+    """Stable id of an execution's seq-th event: a replay gives the same id."""
+    return hashlib.blake2b(f"{execution_id}\x1f{seq}".encode(), digest_size=16).hexdigest()
+
+
+def iso_ms(ms: int) -> str:
+    """Epoch milliseconds → ``2025-09-01T10:20:30.456Z``."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def ms_of(iso: str) -> int:
+    """ISO-8601 (``Z`` or offset; naive means UTC) → epoch milliseconds."""
+    dt = datetime.fromisoformat(iso)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp() * 1000)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Event(_Frozen):
+    """One entry of an execution's log (`runledger.events`, ClickHouse `events`)."""
+
+    event_id: str
+    cause_id: str
+    execution_id: str
+    seq: int
+    event_type: EventType
+    step_id: str | None = None
+    timestamp: str
+    message: str = ""
+    data: dict[str, Any] = Field(default_factory=dict)
+    workflow_id: str | None = None
+    system: str | None = None
+    module: str | None = None
+    tenant: str = "default"
+    labels: dict[str, str] = Field(default_factory=dict)
+    received_at: str | None = None  # additive: when the API accepted the cause
+
+
+class Report(_Frozen):
+    """A step event reported by another system, normalised by the API."""
+
+    report_id: str
+    event_type: ReportedType
+    step_id: str | None = None
+    timestamp: int  # epoch ms, the reporter's clock
+    message: str = ""
+    data: dict[str, Any] = Field(default_factory=dict)
+    workflow_id: str | None = None
+    system: str | None = None
+    module: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class _Message(_Frozen):
+    execution_id: str
+    tenant: str = "default"
+    received_at: int  # epoch ms, stamped by the API (or the timer scanner)
+
+
+class StartExecution(_Message):
+    kind: Literal["start"] = "start"
+    command_id: str
+    actor: str = "anonymous"
+    mode: Mode = "tracked"
+    plan: Plan | None = None
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    environment: str = "dev"
+    labels: dict[str, str] = Field(default_factory=dict)
+    workflow_id: str | None = None
+    system: str | None = None
+    module: str | None = None
+
+
+class FinishExecution(_Message):
+    kind: Literal["finish"] = "finish"
+    command_id: str
+    actor: str = "anonymous"
+    status: FinalStatus
+    message: str = ""
+
+
+class ReportBatch(_Message):
+    """The reports of one HTTP batch that belong to one execution, in request order."""
+
+    kind: Literal["report"] = "report"
+    reports: tuple[Report, ...]
+
+
+class Wake(_Message):
+    """Sent by a worker's timer scanner: fire every timer due at ``received_at``."""
+
+    kind: Literal["wake"] = "wake"
+
+
+WorkerMessage = Annotated[
+    StartExecution | FinishExecution | ReportBatch | Wake, Field(discriminator="kind")
+]
+
+
+class EventsMessage(_Frozen):
+    """A message on `runledger.events`: one execution's new events in seq order."""
+
+    events: tuple[Event, ...]

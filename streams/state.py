@@ -1,0 +1,176 @@
+"""An execution's state: the fold of its events (pure data, no I/O).
+
+A step keeps the reports it received (sorted, deduplicated by report id); its attempts
+and status are derived from them, so any arrival order of the same reports gives the
+same step (DESIGN.md: out-of-order reports are ordered by their timestamp).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from streams.contracts import FinalStatus, Mode
+from streams.plan import Plan
+
+ExecutionStatus = Literal["pending", "running", "paused", "succeeded", "failed", "stopped"]
+StepStatus = Literal[
+    "pending", "scheduled", "running", "waiting_input", "retrying",
+    "succeeded", "failed", "skipped", "blocked", "stopped",
+]  # fmt: skip
+FINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "stopped"})
+DONE_STEP_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "skipped", "blocked"})
+
+# Within one timestamp a start sorts before an outcome.
+_RANK = {"step_started": 0, "step_skipped": 1, "step_failed": 2, "step_succeeded": 2}
+
+
+class StepReport(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    report_id: str
+    event_type: str
+    ts: int
+    duration_ms: int | None = None
+    error: str | None = None
+    error_type: str | None = None
+    retryable: bool = False
+
+    def sort_key(self) -> tuple[int, int, str]:
+        return (self.ts, _RANK.get(self.event_type, 3), self.report_id)
+
+
+class Attempt(BaseModel):
+    """One step attempt that started (a tracking record)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    attempt: int
+    status: Literal["running", "succeeded", "failed", "skipped"]
+    started_at: int
+    finished_at: int | None = None
+    duration_ms: int | None = None
+    error: str | None = None
+    error_type: str | None = None
+    retryable: bool = False
+
+
+class StepState(BaseModel):
+    step_id: str
+    system: str | None = None
+    module: str | None = None
+    reports: list[StepReport] = Field(default_factory=list)
+
+
+class ExecutionState(BaseModel):
+    execution_id: str
+    tenant: str = "default"
+    mode: Mode = "tracked"
+    status: ExecutionStatus = "running"
+    workflow_id: str | None = None
+    system: str | None = None
+    module: str | None = None
+    environment: str | None = None
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+    plan: Plan | None = None
+    defined: bool = False  # a start command (not only reports) described it
+    seq: int = 0
+    applied: list[str] = Field(default_factory=list)
+    steps: dict[str, StepState] = Field(default_factory=dict)
+    started_at: int = 0
+    finished_at: int | None = None
+    final_status: FinalStatus | None = None
+    message: str = ""
+    error_type: str | None = None
+    last_activity_at: int = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
+def attempts_of(step: StepState) -> list[Attempt]:
+    """Fold a step's reports (in timestamp order) into attempts."""
+    out: list[Attempt] = []
+    open_start: int | None = None
+    for r in sorted(step.reports, key=StepReport.sort_key):
+        if r.event_type == "step_started":
+            if open_start is None:
+                open_start = r.ts
+            continue
+        if r.event_type == "step_skipped":
+            if open_start is None:
+                out.append(Attempt(attempt=len(out) + 1, status="skipped", started_at=r.ts,
+                                   finished_at=r.ts, duration_ms=0))
+            continue
+        status: Literal["succeeded", "failed"] = (
+            "succeeded" if r.event_type == "step_succeeded" else "failed"
+        )
+        if open_start is None:
+            start = r.ts - (r.duration_ms or 0)
+        else:
+            start = open_start
+        duration = r.duration_ms if r.duration_ms is not None else max(r.ts - start, 0)
+        out.append(Attempt(attempt=len(out) + 1, status=status, started_at=start,
+                           finished_at=r.ts, duration_ms=duration, error=r.error,
+                           error_type=r.error_type, retryable=r.retryable))
+        open_start = None
+    if open_start is not None:
+        out.append(Attempt(attempt=len(out) + 1, status="running", started_at=open_start))
+    return out
+
+
+def reported_status(step: StepState) -> StepStatus:
+    """A step's status from its own reports only (dependencies aside)."""
+    attempts = attempts_of(step)
+    if not attempts:
+        return "pending"
+    last = attempts[-1]
+    if last.status == "failed" and last.retryable:
+        return "retrying"
+    return last.status
+
+
+def step_statuses(state: ExecutionState) -> dict[str, StepStatus]:
+    """Every known step's status; plan steps that wait on a failed step are ``blocked``."""
+    statuses: dict[str, StepStatus] = {sid: reported_status(s) for sid, s in state.steps.items()}
+    if state.plan is not None:
+        for ps in state.plan.steps:
+            statuses.setdefault(ps.id, "pending")
+        changed = True
+        while changed:
+            changed = False
+            for ps in state.plan.steps:
+                if statuses[ps.id] != "pending":
+                    continue
+                if any(statuses.get(d) in ("failed", "blocked") for d in ps.depends_on):
+                    statuses[ps.id] = "blocked"
+                    changed = True
+    if state.status == "stopped":
+        for sid, st in statuses.items():
+            if st in ("running", "retrying", "scheduled", "waiting_input"):
+                statuses[sid] = "stopped"
+    return statuses
+
+
+def plan_outcome(state: ExecutionState) -> FinalStatus | None:
+    """With a plan: ``failed``/``succeeded`` once no step can make progress, else None."""
+    if state.plan is None:
+        return None
+    statuses = step_statuses(state)
+    plan_ids = [s.id for s in state.plan.steps]
+    if any(statuses[sid] not in DONE_STEP_STATUSES for sid in plan_ids):
+        return None
+    return "failed" if any(statuses[sid] == "failed" for sid in plan_ids) else "succeeded"
+
+
+def progress_of(state: ExecutionState) -> float:
+    if state.finished:
+        return 1.0
+    statuses = step_statuses(state)
+    if not statuses:
+        return 0.0
+    done = sum(1 for st in statuses.values() if st in DONE_STEP_STATUSES)
+    return round(done / len(statuses), 4)
