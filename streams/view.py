@@ -1,0 +1,79 @@
+"""Read-side shapes computed from a state (pure): the execution detail of DESIGN.md."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streams.contracts import iso_ms
+from streams.state import ExecutionState, attempts_of, progress_of, step_statuses
+
+ACTIVE_STEP_STATUSES = frozenset({"running", "retrying", "scheduled", "waiting_input"})
+
+
+def _iso(ms: int | None) -> str | None:
+    return iso_ms(ms) if ms else None
+
+
+def ordered_step_ids(state: ExecutionState) -> list[str]:
+    """Plan order first, then reported-only steps by first start time (stable)."""
+    ids = [s.id for s in state.plan.steps] if state.plan else []
+    known = set(ids)
+
+    def first_seen(sid: str) -> tuple[int, str]:
+        attempts = attempts_of(state.steps[sid])
+        return (attempts[0].started_at if attempts else 0, sid)
+
+    extra = sorted((sid for sid in state.steps if sid not in known), key=first_seen)
+    return ids + extra
+
+
+def step_rows(state: ExecutionState) -> list[dict[str, Any]]:
+    statuses = step_statuses(state)
+    rows = []
+    for sid in ordered_step_ids(state):
+        step = state.steps.get(sid)
+        attempts = attempts_of(step) if step else []
+        last = attempts[-1] if attempts else None
+        plan_step = state.plan.step(sid) if state.plan else None
+        rows.append({
+            "step_id": sid,
+            "status": statuses.get(sid, "pending"),
+            "system": (step.system if step else None) or (plan_step.system if plan_step else None),
+            "module": (step.module if step else None) or (plan_step.module if plan_step else None),
+            "attempts": len(attempts),
+            "started_at": _iso(attempts[0].started_at) if attempts else None,
+            "finished_at": _iso(last.finished_at) if last else None,
+            "duration_ms": last.duration_ms if last else None,
+            "error": last.error if last else None,
+            "error_type": last.error_type if last else None,
+        })  # fmt: skip
+    return rows
+
+
+def describe(state: ExecutionState) -> dict[str, Any]:
+    """The `GET /executions/{id}` body."""
+    steps = step_rows(state)
+    duration = (
+        state.finished_at - state.started_at if state.finished_at and state.started_at else None
+    )
+    return {
+        "execution_id": state.execution_id,
+        "tenant": state.tenant,
+        "workflow_id": state.workflow_id,
+        "plan_id": state.plan.id if state.plan else None,
+        "mode": state.mode,
+        "status": state.status,
+        "progress": progress_of(state),
+        "current_steps": [s["step_id"] for s in steps if s["status"] in ACTIVE_STEP_STATUSES],
+        "steps": steps,
+        "blocked_steps": [s["step_id"] for s in steps if s["status"] == "blocked"],
+        "stopped_at_steps": [s["step_id"] for s in steps if s["status"] == "stopped"],
+        "started_at": _iso(state.started_at),
+        "finished_at": _iso(state.finished_at),
+        "duration_ms": max(duration, 0) if duration is not None else None,
+        "message": state.message,
+        "error_type": state.error_type,
+        "environment": state.environment,
+        "labels": state.labels,
+        "last_seq": state.seq,
+    }
