@@ -1,0 +1,153 @@
+"""The `runledger` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+from aiokafka.errors import KafkaConnectionError, KafkaError
+from pydantic import ValidationError
+
+from runledger.broker import BrokerStartError
+from runledger.kafka import (
+    TopicCreationError,
+    TopicPartitionMismatch,
+    create_topics,
+    patch_broker_quirks,
+)
+from runledger.logs import setup_logging
+from runledger.settings import Settings, get_settings
+
+log = logging.getLogger("runledger.cli")
+
+app = typer.Typer(
+    help="Runledger: event-sourced execution center.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+topics_app = typer.Typer(help="Manage Runledger's Kafka topics.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(1)
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise _fail(f"invalid setting RUNLEDGER_{where.upper()}: {first.get('msg')}") from None
+
+
+@contextmanager
+def _expected_errors(settings: Settings) -> Iterator[None]:
+    """Turn expected failures into one line on stderr and exit code 1."""
+    try:
+        yield
+    except KafkaConnectionError:
+        raise _fail(f"cannot reach Kafka at {settings.bootstrap}") from None
+    except (TopicPartitionMismatch, TopicCreationError, BrokerStartError) as exc:
+        raise _fail(str(exc)) from None
+    except KafkaError as exc:
+        raise _fail(f"Kafka error ({settings.bootstrap}): {exc!r}") from None
+
+
+def _start(process_name: str) -> Settings:
+    settings = _settings()
+    setup_logging(settings.log_level, process_name)
+    patch_broker_quirks()  # before any consumer exists, Faust's included
+    return settings
+
+
+def _run_entry(settings: Settings, entry: Callable[[Settings], object]) -> None:
+    with _expected_errors(settings):
+        entry(settings)
+
+
+@app.command()
+def run(
+    workers: Annotated[
+        int | None, typer.Option("--workers", "-w", min=1, help="Worker processes.")
+    ] = None,
+) -> None:
+    """Start everything: embedded broker (unless RUNLEDGER_KAFKA_BOOTSTRAP), workers, API."""
+    from runledger import supervisor
+
+    settings = _start("supervisor")
+    with _expected_errors(settings):
+        code = supervisor.run(settings, workers or settings.workers)
+    raise typer.Exit(code)
+
+
+@app.command()
+def worker() -> None:
+    """Run one stream worker (the execution state machine)."""
+    settings = _start(f"worker-{os.environ.get('RUNLEDGER_WORKER_INDEX', '0')}")
+
+    def entry(s: Settings) -> None:
+        from streams.app import run_worker
+
+        run_worker(s)
+
+    _run_entry(settings, entry)
+
+
+@app.command()
+def api() -> None:
+    """Run the HTTP/WebSocket API (and, with chDB, the projector and journal)."""
+    settings = _start("api")
+
+    def entry(s: Settings) -> None:
+        import uvicorn
+
+        uvicorn.run(
+            "api.app:create_app",
+            factory=True,
+            host=s.host,
+            port=s.port,
+            log_level=s.log_level.lower(),
+            log_config=None,  # keep our JSON logging
+        )
+
+    _run_entry(settings, entry)
+
+
+@app.command()
+def projector() -> None:
+    """Run the events → ClickHouse projector as its own process (ClickHouse server only)."""
+    settings = _start("projector")
+
+    def entry(s: Settings) -> None:
+        from projections.projector import run_projector
+
+        result: object = run_projector(s)
+        if inspect.iscoroutine(result):  # async or sync entry point, both work
+            asyncio.run(result)
+
+    _run_entry(settings, entry)
+
+
+@topics_app.command("create")
+def topics_create() -> None:
+    """Create every topic with RUNLEDGER_PARTITIONS partitions and verify the counts."""
+    settings = _start("cli")
+
+    def entry(s: Settings) -> None:
+        asyncio.run(create_topics(s))
+        typer.echo(f"topics ready ({s.partitions} partitions) on {s.bootstrap}")
+
+    _run_entry(settings, entry)
+
+
+if __name__ == "__main__":
+    app()
