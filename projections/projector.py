@@ -1,0 +1,415 @@
+"""The projector: a batch consumer of ``runledger.events`` writing ClickHouse.
+
+The shape of Quix Streams' sinks: consume, buffer up to ``projector_max_batch`` events or
+``projector_max_delay`` seconds, fold the batch onto each execution's prior state
+(``rows.project``), insert ``events`` → ``step_records`` → ``executions``, each with an
+``insert_deduplication_token`` derived from the batch, and only then commit the offsets.
+A crash anywhere re-delivers the batch; the tokens and the seq check make that harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+from pydantic import ValidationError
+
+from projections.clickhouse import ClickHouse
+from projections.queries import load_states
+from projections.rows import Projection, project
+from projections.schema import DEFAULT_DATABASE, migrate
+from runledger.kafka import make_consumer
+from runledger.settings import Settings
+from streams.contracts import Event, EventsMessage
+from streams.state import ExecutionState
+
+log = logging.getLogger(__name__)
+
+_POLL_MS = 200
+_MAX_BACKOFF = 5.0
+
+
+@dataclass
+class ProjectorStats:
+    flushes: int = 0
+    events: int = 0  # projected (new) events
+    duplicates: int = 0
+    gaps: int = 0
+    undecodable: int = 0
+    last_flush_ms: float = 0.0
+    last_insert_ms: dict[str, float] = field(default_factory=dict)
+
+
+async def write_projection(
+    ch: ClickHouse, proj: Projection, *, database: str = DEFAULT_DATABASE
+) -> dict[str, float]:
+    """Insert events, then step_records, then executions, each with the batch's token.
+
+    Re-sending the same batch (a crash before the offset commit) is dropped by
+    ClickHouse. Returns each insert's duration in ms.
+    """
+    timings: dict[str, float] = {}
+    if proj.empty:
+        return timings
+    token = proj.token
+    for table, rows in (("events", proj.events), ("step_records", proj.step_records),
+                        ("executions", proj.executions)):  # fmt: skip
+        if not len(rows):
+            continue
+        started = time.perf_counter()
+        await ch.insert(table, rows.columns, rows.names, database=database,
+                        token=f"{token}:{table}")  # fmt: skip
+        timings[table] = (time.perf_counter() - started) * 1000
+    return timings
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, projector: Projector) -> None:
+        self.projector = projector
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        if revoked:
+            await self.projector._before_revoke(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        # Partitions may have been projected elsewhere meanwhile: cached states may be stale.
+        self.projector._cache.clear()
+
+
+class Projector:
+    """Consumes the events topic in a consumer group and keeps ClickHouse up to date."""
+
+    def __init__(
+        self, settings: Settings, ch: ClickHouse, *, database: str = DEFAULT_DATABASE,
+        consumer: AIOKafkaConsumer | None = None, cache_size: int = 20_000,
+    ) -> None:  # fmt: skip
+        self.settings = settings
+        self.ch = ch
+        self.database = database
+        self.topic = settings.topic("events")
+        self.group_id = f"{settings.topic_prefix}-projector"
+        self.max_batch = settings.projector_max_batch
+        self.max_delay = settings.projector_max_delay
+        self.stats = ProjectorStats()
+        self.last_flush_at: float | None = None  # wall clock (time.time())
+        self._consumer = consumer
+        self._cache: OrderedDict[str, ExecutionState] = OrderedDict()
+        self._cache_size = cache_size
+        self._buffer: list[tuple[TopicPartition, tuple[Event, ...]]] = []
+        self._buffered_events = 0
+        self._buffered_since: float | None = None  # monotonic
+        self._inflight: list[tuple[TopicPartition, tuple[Event, ...]]] = []
+        self._offsets: dict[TopicPartition, int] = {}  # next offset to commit, per partition
+        self._committed: dict[TopicPartition, int] = {}
+        self._flush_lock = asyncio.Lock()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        if self._consumer is None:
+            self._consumer = make_consumer(
+                self.settings, group_id=self.group_id, enable_auto_commit=False,
+                auto_offset_reset="earliest", session_timeout_ms=10_000,
+                heartbeat_interval_ms=3_000, rebalance_timeout_ms=10_000,
+            )  # fmt: skip
+        self._consumer.subscribe([self.topic], listener=_Rebalance(self))
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._run(), name="projector")
+        log.info("projector consuming %s as %s into %s", self.topic, self.group_id,
+                 self.database)  # fmt: skip
+
+    async def stop(self) -> None:
+        """Stop consuming, flush and commit what is buffered, close the consumer."""
+        self._stopping = True
+        task, self._task = self._task, None
+        if task is not None:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                log.exception("projector: the consume loop had failed")
+        try:
+            await self.flush()
+        except Exception:
+            log.exception("projector: final flush failed; the batch will be re-delivered")
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def wait(self) -> None:
+        """Until the consume loop ends (it ends on stop() or on an unexpected error)."""
+        if self._task is not None:
+            await self._task
+
+    # ------------------------------------------------------------------ consume loop
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        backoff = 0.1
+        while not self._stopping:
+            try:
+                records = await self._consumer.getmany(
+                    timeout_ms=self._poll_timeout_ms(), max_records=max(self.max_batch // 10, 100)
+                )
+            except KafkaError as exc:
+                log.warning("projector: fetch failed: %r", exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF)
+                continue
+            backoff = 0.1
+            for tp, messages in records.items():
+                for message in messages:
+                    self._take(tp, message.offset, message.value)
+            if self._flush_due():
+                await self._flush_until_done()
+
+    def _poll_timeout_ms(self) -> int:
+        if self._buffered_since is None:
+            return _POLL_MS
+        left = self.max_delay - (time.monotonic() - self._buffered_since)
+        return max(int(left * 1000), 0) if left < _POLL_MS / 1000 else _POLL_MS
+
+    def _take(self, tp: TopicPartition, offset: int, value: bytes | str | None) -> None:
+        self._offsets[tp] = offset + 1
+        if self._buffered_since is None:
+            self._buffered_since = time.monotonic()
+        try:
+            events = EventsMessage.model_validate_json(value or b"").events
+        except ValidationError as exc:
+            # The worker dead-letters bad input; here a bad message must not stall us.
+            self.stats.undecodable += 1
+            log.warning("projector: skipping undecodable message %s[%d]@%d: %s",
+                        tp.topic, tp.partition, offset, str(exc).splitlines()[0])  # fmt: skip
+            return
+        if events:
+            self._buffer.append((tp, events))
+            self._buffered_events += len(events)
+
+    def _flush_due(self) -> bool:
+        if self._buffered_since is None:
+            return False
+        if self._buffered_events >= self.max_batch:
+            return True
+        return time.monotonic() - self._buffered_since >= self.max_delay
+
+    async def _flush_until_done(self) -> None:
+        backoff = 0.25
+        while True:
+            try:
+                await self.flush()
+                return
+            except Exception:
+                log.exception("projector: flush failed; retrying in %.2f s", backoff)
+                if self._stopping:
+                    return
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF)
+
+    # ------------------------------------------------------------------ flush
+
+    async def flush(self) -> int:
+        """Project and insert the buffer, then commit its offsets; returns new events."""
+        async with self._flush_lock:
+            if self._buffered_since is None:
+                return 0
+            batch, offsets = self._buffer, self._offsets
+            self._inflight = batch
+            self._buffer, self._offsets = [], {}
+            self._buffered_events, self._buffered_since = 0, None
+            started = time.perf_counter()
+            try:
+                written = await self._write([e for _, events in batch for e in events])
+            except BaseException:
+                self._restore(batch, offsets)
+                raise
+            finally:
+                self._inflight = []
+            await self._commit(offsets)
+            self.stats.flushes += 1
+            self.stats.last_flush_ms = (time.perf_counter() - started) * 1000
+            self.last_flush_at = time.time()
+            return written
+
+    def _restore(
+        self, batch: list[tuple[TopicPartition, tuple[Event, ...]]],
+        offsets: dict[TopicPartition, int],
+    ) -> None:  # fmt: skip
+        self._buffer = batch + self._buffer
+        self._buffered_events = sum(len(events) for _, events in self._buffer)
+        for tp, offset in offsets.items():
+            self._offsets[tp] = max(offset, self._offsets.get(tp, 0))
+        self._buffered_since = time.monotonic()
+
+    async def _write(self, batch: list[Event]) -> int:
+        if not batch:
+            return 0
+        prior, cached = await self._priors({e.execution_id for e in batch})
+        proj = await asyncio.to_thread(project, batch, prior)
+        stale = set(proj.gaps) & cached
+        if stale:  # a cached state may be behind ClickHouse (e.g. after a rebalance)
+            for execution_id in stale:
+                self._cache.pop(execution_id, None)
+            fresh = await load_states(self.ch, stale, database=self.database)
+            prior.update({execution_id: fresh.get(execution_id) for execution_id in stale})
+            proj = await asyncio.to_thread(project, batch, prior)
+        await self._insert(proj)
+        for execution_id in proj.gaps:
+            self._cache.pop(execution_id, None)
+        self._remember(proj.states)
+        self.stats.events += len(proj.applied)
+        self.stats.duplicates += proj.duplicates
+        self.stats.gaps += len(proj.gaps)
+        return len(proj.applied)
+
+    async def _priors(self, ids: set[str]) -> tuple[dict[str, ExecutionState | None], set[str]]:
+        prior: dict[str, ExecutionState | None] = {}
+        for execution_id in ids:
+            state = self._cache.get(execution_id)
+            if state is not None:
+                self._cache.move_to_end(execution_id)
+                prior[execution_id] = state
+        cached = set(prior)
+        missing = ids - cached
+        if missing:
+            loaded = await load_states(self.ch, missing, database=self.database)
+            prior.update({execution_id: loaded.get(execution_id) for execution_id in missing})
+        return prior, cached
+
+    async def _insert(self, proj: Projection) -> None:
+        timings = await write_projection(self.ch, proj, database=self.database)
+        self.stats.last_insert_ms.update(timings)
+
+    def _remember(self, states: dict[str, ExecutionState]) -> None:
+        # Finished executions rarely get more events (a retry, a late report): they are
+        # read back from ClickHouse then, and the cache holds the working set (~25 KB each).
+        for execution_id, state in states.items():
+            if state.finished:
+                self._cache.pop(execution_id, None)
+                continue
+            self._cache[execution_id] = state
+            self._cache.move_to_end(execution_id)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        if not offsets or self._consumer is None:
+            return
+        try:
+            await self._consumer.commit(offsets)
+        except KafkaError as exc:
+            # The rows are in ClickHouse; a re-delivery is dropped by seq and token.
+            log.warning("projector: offset commit failed: %r", exc)
+            return
+        self._committed.update(offsets)
+
+    async def _before_revoke(self, revoked: set[TopicPartition]) -> None:
+        try:
+            await self.flush()
+        except Exception:
+            log.exception("projector: flush before rebalance failed; dropping revoked data")
+            async with self._flush_lock:
+                self._buffer = [(tp, evs) for tp, evs in self._buffer if tp not in revoked]
+                self._buffered_events = sum(len(evs) for _, evs in self._buffer)
+                for tp in revoked:
+                    self._offsets.pop(tp, None)
+                if not self._buffer and not self._offsets:
+                    self._buffered_since = None
+        for tp in revoked:
+            self._committed.pop(tp, None)
+
+    # ------------------------------------------------------------------ read side
+
+    def pending_events(self, execution_id: str, after_seq: int = 0) -> list[Event]:
+        """Buffered or in-flight (not yet in ClickHouse) events of one execution, by seq."""
+        found: dict[int, Event] = {}
+        for _, events in (*self._inflight, *self._buffer):
+            for event in events:
+                if event.execution_id == execution_id and event.seq > after_seq:
+                    found.setdefault(event.seq, event)
+        return [found[seq] for seq in sorted(found)]
+
+    @property
+    def buffered_events(self) -> int:
+        return self._buffered_events
+
+    def lag(self) -> dict[str, Any]:
+        """Per assigned partition: committed offset, highwater and the gap between them."""
+        partitions: dict[str, dict[str, int | None]] = {}
+        total = 0
+        consumer = self._consumer
+        assignment = consumer.assignment() if consumer is not None else set()
+        for tp in sorted(assignment, key=lambda t: (t.topic, t.partition)):
+            assert consumer is not None
+            highwater = consumer.highwater(tp)
+            committed = self._committed.get(tp)
+            position = self._offsets.get(tp, committed)
+            behind = None
+            if highwater is not None and committed is not None:
+                behind = max(highwater - committed, 0)
+            total += behind or 0
+            partitions[f"{tp.topic}/{tp.partition}"] = {
+                "committed": committed, "position": position, "highwater": highwater,
+                "lag": behind,
+            }  # fmt: skip
+        return {
+            "partitions": partitions,
+            "total": total,
+            "buffered_events": self._buffered_events,
+            "last_flush_at": self.last_flush_at,
+        }
+
+
+async def run_projector(settings: Settings, *, database: str = DEFAULT_DATABASE) -> None:
+    """Run a projector on its own until SIGTERM/SIGINT (for a ClickHouse server DSN).
+
+    With chDB the projector belongs inside the API process (one process per data dir).
+    """
+    ch = ClickHouse(settings.dsn)
+    if ch.is_chdb:
+        log.warning("standalone projector on a chDB dir: no other process may open %s",
+                    settings.dsn)  # fmt: skip
+    try:
+        await migrate(ch, database)
+        projector = Projector(settings, ch, database=database)
+        await projector.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        stopper = asyncio.create_task(stop.wait())
+        worker = asyncio.create_task(projector.wait())
+        await asyncio.wait({stopper, worker}, return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        failed = worker.done() and worker.exception() is not None
+        await projector.stop()
+        await asyncio.gather(worker, return_exceptions=True)
+        if failed:
+            raise RuntimeError("projector stopped unexpectedly") from worker.exception()
+    finally:
+        ch.close()
+
+
+def main() -> None:
+    from runledger.logs import setup_logging
+    from runledger.settings import get_settings
+
+    settings = get_settings()
+    setup_logging(settings.log_level, "projector")
+    asyncio.run(run_projector(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""ClickHouse schema as versioned migrations, plus the small ``meta`` key/value store.
+
+A migration is a version and a list of DDL statements written with ``{db}`` for the
+database; each statement is idempotent (``IF NOT EXISTS``), so a crash between a DDL and
+the ``schema_migrations`` row only re-runs harmless statements. Released migrations are
+never edited: a change is a new version.
+
+Every table has ``non_replicated_deduplication_window``: with the projector's
+``insert_deduplication_token`` a re-sent batch is dropped at insert time (CHDB.md §5).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from projections.clickhouse import ClickHouse, identifier
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DATABASE = "runledger"
+_DEDUP = "SETTINGS non_replicated_deduplication_window = 1000"
+_TS = "DateTime64(3, 'UTC')"
+_LC_NULL = "LowCardinality(Nullable(String))"
+
+_V1 = [
+    f"""
+    CREATE TABLE IF NOT EXISTS {{db}}.events (
+        tenant LowCardinality(String),
+        execution_id String,
+        seq UInt64,
+        event_id String,
+        cause_id String,
+        event_type LowCardinality(String),
+        step_id Nullable(String),
+        timestamp {_TS},
+        message String,
+        data String,
+        workflow_id {_LC_NULL},
+        system {_LC_NULL},
+        module {_LC_NULL},
+        labels String,
+        received_at Nullable({_TS}),
+        INDEX idx_timestamp timestamp TYPE minmax GRANULARITY 4
+    ) ENGINE = ReplacingMergeTree
+    ORDER BY (execution_id, seq)
+    {_DEDUP}
+    """,
+    f"""
+    CREATE TABLE IF NOT EXISTS {{db}}.executions (
+        tenant LowCardinality(String),
+        execution_id String,
+        workflow_id {_LC_NULL},
+        plan_id Nullable(String),
+        mode LowCardinality(String),
+        status LowCardinality(String),
+        progress Float32,
+        environment {_LC_NULL},
+        labels Map(String, String),
+        systems Array(String),
+        modules Array(String),
+        failed_steps UInt32,
+        error_type {_LC_NULL},
+        started_at {_TS},
+        finished_at Nullable({_TS}),
+        duration_ms Nullable(UInt64),
+        last_seq UInt64,
+        state String,
+        updated_at {_TS},
+        INDEX idx_execution_id execution_id TYPE bloom_filter(0.01) GRANULARITY 1,
+        INDEX idx_started_at started_at TYPE minmax GRANULARITY 4
+    ) ENGINE = ReplacingMergeTree(last_seq)
+    ORDER BY (tenant, execution_id)
+    {_DEDUP}
+    """,
+    # One row per step attempt that started; is_deleted retracts an attempt that a
+    # late, earlier-timestamped report folded away (FINAL hides retracted rows).
+    f"""
+    CREATE TABLE IF NOT EXISTS {{db}}.step_records (
+        tenant LowCardinality(String),
+        execution_id String,
+        workflow_id {_LC_NULL},
+        plan_id Nullable(String),
+        step_id String,
+        attempt UInt32,
+        system {_LC_NULL},
+        module {_LC_NULL},
+        status LowCardinality(String),
+        started_at {_TS},
+        finished_at Nullable({_TS}),
+        duration_ms Nullable(UInt64),
+        error Nullable(String),
+        error_type {_LC_NULL},
+        retryable Bool,
+        version UInt64,
+        is_deleted UInt8,
+        INDEX idx_execution_id execution_id TYPE bloom_filter(0.01) GRANULARITY 1,
+        INDEX idx_started_at started_at TYPE minmax GRANULARITY 4
+    ) ENGINE = ReplacingMergeTree(version, is_deleted)
+    ORDER BY (tenant, execution_id, step_id, attempt)
+    {_DEDUP}
+    """,
+    f"""
+    CREATE TABLE IF NOT EXISTS {{db}}.meta (
+        tenant LowCardinality(String) DEFAULT 'default',
+        key String,
+        value String,
+        updated_at {_TS}
+    ) ENGINE = ReplacingMergeTree(updated_at)
+    ORDER BY (tenant, key)
+    {_DEDUP}
+    """,
+]
+
+MIGRATIONS: list[tuple[int, list[str]]] = [
+    (1, _V1),
+]
+
+
+async def migrate(ch: ClickHouse, database: str = DEFAULT_DATABASE) -> list[int]:
+    """Create ``database`` and apply the missing migrations in order; returns their versions."""
+    db = identifier(database)
+    await ch.command(f"CREATE DATABASE IF NOT EXISTS {db}")
+    await ch.command(
+        f"CREATE TABLE IF NOT EXISTS {db}.schema_migrations "
+        f"(version UInt32, applied_at {_TS}) ENGINE = MergeTree ORDER BY version"
+    )
+    rows = await ch.query(f"SELECT DISTINCT version FROM {db}.schema_migrations")
+    done = {int(r["version"]) for r in rows}
+    applied: list[int] = []
+    for version, statements in MIGRATIONS:
+        if version in done:
+            continue
+        for ddl in statements:
+            await ch.command(ddl.format(db=db))
+        await ch.insert(
+            "schema_migrations", [[version], [int(time.time() * 1000)]],
+            ["version", "applied_at"], database=db,
+        )  # fmt: skip
+        log.info("applied ClickHouse migration %d to %s", version, db)
+        applied.append(version)
+    return applied
+
+
+async def schema_version(ch: ClickHouse, database: str = DEFAULT_DATABASE) -> int:
+    db = identifier(database)
+    rows = await ch.query(f"SELECT max(version) AS v FROM {db}.schema_migrations")
+    return int(rows[0]["v"]) if rows else 0
+
+
+async def read_meta(
+    ch: ClickHouse, key: str, *, database: str = DEFAULT_DATABASE, tenant: str = "default"
+) -> str | None:
+    db = identifier(database)
+    rows = await ch.query(
+        f"SELECT value FROM {db}.meta FINAL "
+        "WHERE tenant = {tenant:String} AND key = {key:String}",
+        {"tenant": tenant, "key": key},
+    )
+    return str(rows[0]["value"]) if rows else None
+
+
+async def write_meta(
+    ch: ClickHouse,
+    key: str,
+    value: str,
+    *,
+    database: str = DEFAULT_DATABASE,
+    tenant: str = "default",
+) -> None:
+    db = identifier(database)
+    await ch.insert(
+        "meta", [[tenant], [key], [value], [int(time.time() * 1000)]],
+        ["tenant", "key", "value", "updated_at"], database=db,
+    )  # fmt: skip
