@@ -1,0 +1,196 @@
+"""The Faust worker: decode, decide, emit, store — nothing else.
+
+One agent (concurrency 1) reads the commands and step-events topics, so every message
+of an execution is applied by one actor in partition order. Per batch of Kafka messages
+(``take_events``) it folds each touched execution once, sends one events message per
+execution and awaits the acks, and only then writes the table (its changelog goes to the
+source partition). Offsets commit after that, with the producer flushed first (Faust).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import faust
+import orjson
+from faust.streams import _current_event
+from faust.types import EventT
+from pydantic import TypeAdapter, ValidationError
+
+from runledger.kafka import changelog_topic, patch_broker_quirks, worker_app_id
+from runledger.settings import Settings
+from streams.contracts import Event, EventsMessage, Wake, WorkerMessage
+from streams.machine import MachineConfig, Message, decide, next_due_at
+from streams.state import ExecutionState
+
+log = logging.getLogger("runledger.worker")
+_decode_message = TypeAdapter(WorkerMessage).validate_json
+WORKER_BATCH = 1000
+
+
+@contextmanager
+def _changelog_partition_of(ev: EventT) -> Iterator[None]:
+    """Make ``ev`` the current event for table writes, so the changelog record lands in
+    the partition ``ev`` came from.
+
+    Only the context variable the table reads is set (it is local to this task). Setting
+    the stream's ``current_event`` attribute instead would corrupt ``take_events``: its
+    buffer reads that attribute when it adds the next message, pairs the new value with
+    the old event, and the agent — reading ``event.value`` — silently loses a message.
+    """
+    token = _current_event.set(weakref.ref(ev))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class ExecutionWorker:
+    def __init__(self, settings: Settings) -> None:
+        patch_broker_quirks()
+        s = self.settings = settings
+        self.cfg = MachineConfig(tracked_idle_timeout_ms=int(s.tracked_idle_timeout * 1000))
+        self.app = faust.App(
+            worker_app_id(s),
+            broker=f"kafka://{s.bootstrap}",
+            store="memory://",
+            processing_guarantee="at_least_once",
+            topic_partitions=s.partitions,
+            topic_replication_factor=1,
+            topic_allow_declare=False,
+            table_standby_replicas=0,
+            broker_rebalance_timeout=10,
+            broker_session_timeout=10,
+            broker_heartbeat_interval=3,
+            broker_commit_interval=1.0,
+            producer_linger=0.005,
+            producer_max_batch_size=262144,
+            web_enabled=False,
+            autodiscover=False,
+        )
+        raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
+        self.source = self.app.topic(s.topic("commands"), s.topic("step-events"), **raw)
+        self.commands = self.app.topic(s.topic("commands"), **raw)
+        self.events = self.app.topic(s.topic("events"), **raw)
+        self.dead_letters = self.app.topic(s.topic("dead-letters"), **raw)
+        # Typed Any: Faust's type stubs lack what is used below (serializers, recovery).
+        table: Any = self.app.Table("executions", partitions=s.partitions, key_type=bytes,
+                                    value_type=bytes)
+        # Keys are execution ids and values orjson states, both bytes: no codec needed.
+        table.key_serializer = table.value_serializer = "raw"
+        self.table: Any = table
+        assert self.table.changelog_topic.get_topic_name() == changelog_topic(s)
+        self.app.agent(self.source, name="advance")(self._advance)
+        self.app.timer(s.timer_scan_interval)(self._scan_timers)
+        self._due: dict[bytes, int] = {}
+        self._woken: dict[bytes, float] = {}
+        self._indexed_partitions: frozenset[Any] = frozenset()
+
+    # ------------------------------------------------------------------ agent
+
+    async def _advance(self, stream: Any) -> None:
+        async for batch in stream.take_events(WORKER_BATCH, within=0.01):
+            await self._apply_batch(batch)
+
+    async def _apply_batch(self, batch: list[EventT]) -> None:
+        grouped: dict[str, list[tuple[EventT, Message]]] = {}
+        acks: list[Any] = []
+        for ev in batch:
+            try:
+                msg = _decode_message(ev.value)
+            except (ValidationError, ValueError) as exc:
+                acks.append(await self._dead_letter(ev, f"undecodable: {exc}"))
+                continue
+            grouped.setdefault(msg.execution_id, []).append((ev, msg))
+        changed: dict[str, tuple[EventT, ExecutionState]] = {}
+        for eid, items in grouped.items():
+            state = self._load(eid)
+            out: list[Event] = []
+            for ev, msg in items:
+                try:
+                    decision = decide(state, msg, self.cfg)
+                except Exception as exc:  # a bug or a state it cannot take: park the message
+                    log.exception("cannot apply message", extra={"execution_id": eid})
+                    acks.append(await self._dead_letter(ev, f"could not be applied: {exc!r}"))
+                    continue
+                state = decision.state
+                out.extend(decision.events)
+            if out and state is not None:
+                body = EventsMessage(events=tuple(out)).model_dump_json().encode()
+                acks.append(await self.events.send(key=eid.encode(), value=body, force=True))
+                changed[eid] = (items[-1][0], state)
+        if acks:
+            await asyncio.gather(*acks)
+        for eid, (ev, state) in changed.items():
+            key = eid.encode()
+            with _changelog_partition_of(ev):
+                self.table[key] = state.model_dump_json().encode()
+            self._note_due(key, state)
+
+    def _load(self, eid: str) -> ExecutionState | None:
+        raw = self.table.get(eid.encode())
+        return ExecutionState.model_validate_json(raw) if raw else None
+
+    async def _dead_letter(self, ev: EventT, reason: str) -> Any:
+        m = ev.message
+        log.warning("dead letter: %s", reason[:500])
+        body = orjson.dumps({
+            "reason": reason[:2000], "topic": m.topic, "partition": m.partition,
+            "offset": m.offset, "key": (m.key or b"").decode("utf-8", "replace"),
+            "value_b64": base64.b64encode(m.value or b"").decode(), "at": _now_ms(),
+        })  # fmt: skip
+        return await self.dead_letters.send(key=m.key, value=body, force=True)
+
+    # ------------------------------------------------------------------ timers
+
+    def _note_due(self, key: bytes, state: ExecutionState) -> None:
+        due = next_due_at(state, self.cfg)
+        if due is None:
+            self._due.pop(key, None)
+        else:
+            self._due[key] = due
+
+    def _reindex_if_reassigned(self) -> None:
+        actives = frozenset(self.app.assignor.assigned_actives())
+        if actives == self._indexed_partitions:
+            return
+        self._indexed_partitions = actives
+        self._due.clear()
+        for key, raw in list(self.table.data.items()):
+            self._note_due(key, ExecutionState.model_validate_json(raw))
+
+    async def _scan_timers(self) -> None:
+        """Send a `wake` to every execution whose earliest timer is due."""
+        tables: Any = self.app.tables
+        if not tables.recovery.completed.is_set():
+            return
+        self._reindex_if_reassigned()
+        now = _now_ms()
+        mono = time.monotonic()
+        for key, due in list(self._due.items()):
+            if due > now or mono - self._woken.get(key, 0.0) < 5.0:
+                continue
+            self._woken[key] = mono
+            wake = Wake(execution_id=key.decode(), received_at=now)
+            await self.commands.send(key=key, value=wake.model_dump_json().encode(), force=True)
+        if len(self._woken) > 10_000:
+            self._woken = {k: t for k, t in self._woken.items() if mono - t < 5.0}
+
+
+def run_worker(settings: Settings) -> None:
+    """Run one worker until SIGTERM/SIGINT (`runledger worker`)."""
+    worker = ExecutionWorker(settings)
+    faust.Worker(
+        worker.app, loglevel=settings.log_level.lower(), quiet=True, override_logging=False
+    ).execute_from_commandline()

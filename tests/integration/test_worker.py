@@ -1,0 +1,113 @@
+"""The Faust worker as a process against the real broker: timers and dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import orjson
+import pytest
+
+from runledger.kafka import create_topics, make_consumer, make_producer
+from runledger.settings import Settings
+from streams.contracts import Report, ReportBatch, StartExecution
+
+
+@pytest.fixture(scope="module")
+def worker_settings(kafka_settings: Settings) -> Settings:
+    prefix = f"w{uuid.uuid4().hex[:8]}"
+    s = kafka_settings.model_copy(update={"topic_prefix": prefix, "tracked_idle_timeout": 2.0,
+                                          "timer_scan_interval": 0.5})  # fmt: skip
+    asyncio.run(create_topics(s))
+    return s
+
+
+@pytest.fixture(scope="module")
+def worker(worker_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    s = worker_settings
+    env = {**os.environ, "RUNLEDGER_KAFKA_BOOTSTRAP": s.bootstrap,
+           "RUNLEDGER_PARTITIONS": str(s.partitions), "RUNLEDGER_TOPIC_PREFIX": s.topic_prefix,
+           "RUNLEDGER_TRACKED_IDLE_TIMEOUT": "2", "RUNLEDGER_TIMER_SCAN_INTERVAL": "0.5"}
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "runledger.cli", "worker"], env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    yield
+    proc.terminate()
+    proc.wait(30)
+
+
+@pytest.fixture
+async def io(worker_settings: Settings, worker: None) -> AsyncIterator[tuple]:
+    s = worker_settings
+    producer = make_producer(s)
+    await producer.start()
+    events = make_consumer(s, s.topic("events"), group_id=f"r{uuid.uuid4().hex[:6]}")
+    dead = make_consumer(s, s.topic("dead-letters"), group_id=f"d{uuid.uuid4().hex[:6]}")
+    await events.start()
+    await dead.start()
+    yield producer, events, dead
+    await producer.stop()
+    await events.stop()
+    await dead.stop()
+
+
+async def _collect(consumer, until, wait_s: float = 60.0) -> list[dict]:
+    got: list[dict] = []
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        for records in (await consumer.getmany(timeout_ms=500)).values():
+            for r in records:
+                got.append(orjson.loads(r.value))
+        if until(got):
+            return got
+    raise TimeoutError(f"gave up after {wait_s}s with {got!r}")
+
+
+async def test_idle_tracked_execution_is_abandoned_by_the_timer_scanner(io, worker_settings):
+    producer, events, _ = io
+    s = worker_settings
+    eid = f"idle_{uuid.uuid4().hex[:8]}"
+    now = int(time.time() * 1000)
+    start = StartExecution(execution_id=eid, received_at=now, command_id="c1")
+    await producer.send_and_wait(s.topic("commands"), start.model_dump_json().encode(),
+                                 key=eid.encode())
+
+    def done(msgs: list[dict]) -> bool:
+        return any(e["event_type"] == "execution_completed"
+                   for m in msgs for e in m["events"] if e["execution_id"] == eid)
+
+    msgs = await _collect(events, done)
+    mine = [e for m in msgs for e in m["events"] if e["execution_id"] == eid]
+    assert [e["event_type"] for e in mine] == ["execution_started", "execution_completed"]
+    completed = mine[-1]
+    assert completed["data"]["status"] == "failed"
+    assert completed["data"]["error_type"] == "Abandoned"
+    assert completed["timestamp"] == completed["data"]["due_at"]  # fired at its due time
+
+
+async def test_undecodable_message_goes_to_dead_letters_and_the_partition_moves_on(
+    io, worker_settings
+):
+    producer, events, dead = io
+    s = worker_settings
+    eid = f"dl_{uuid.uuid4().hex[:8]}"
+    await producer.send_and_wait(s.topic("step-events"), b'{"kind": "report", "oops": 1',
+                                 key=eid.encode())
+    ok = ReportBatch(execution_id=eid, received_at=int(time.time() * 1000), reports=(
+        Report(report_id="r1", event_type="step_started", step_id="a", timestamp=1),))
+    await producer.send_and_wait(s.topic("step-events"), ok.model_dump_json().encode(),
+                                 key=eid.encode())
+    letters = await _collect(dead, lambda got: any(d["key"] == eid for d in got))
+    letter = next(d for d in letters if d["key"] == eid)
+    assert letter["reason"].startswith("undecodable") and letter["topic"] == s.topic("step-events")
+    assert letter["value_b64"]
+    msgs = await _collect(events, lambda got: any(
+        e["execution_id"] == eid for m in got for e in m["events"]))
+    assert [e["event_type"] for m in msgs for e in m["events"] if e["execution_id"] == eid] == [
+        "execution_started", "step_started"]
