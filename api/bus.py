@@ -1,0 +1,48 @@
+"""Appending accepted commands and report batches to Kafka (answer only after the ack)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from aiokafka.errors import KafkaError
+
+from api.envelope import ApiError
+from runledger.kafka import make_producer
+from runledger.settings import Settings
+
+log = logging.getLogger("runledger.api.bus")
+Record = tuple[str, str, bytes]  # (topic, key = execution id, value)
+
+
+class CommandBus:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.producer = make_producer(settings)
+        self.started = False
+
+    async def start(self) -> None:
+        await self.producer.start()
+        self.started = True
+
+    async def stop(self) -> None:
+        if self.started:
+            await self.producer.stop()
+            self.started = False
+
+    async def publish(self, records: Sequence[Record]) -> None:
+        """Append every record; return once the broker acknowledged all of them."""
+        if not self.started:
+            raise ApiError(503, "broker_unavailable", "the broker is not connected yet")
+        try:
+            futures = [
+                await self.producer.send(topic, value=value, key=key.encode())
+                for topic, key, value in records
+            ]
+            await asyncio.gather(*futures)
+        except KafkaError as exc:
+            log.warning("publish failed: %r", exc)
+            raise ApiError(
+                503, "broker_unavailable", f"the broker did not take the write: {exc}"
+            ) from exc

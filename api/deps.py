@@ -1,0 +1,63 @@
+"""What every route needs, as Annotated dependency aliases."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Request
+
+from api.bus import CommandBus
+from api.tail import EventTail
+from runledger.settings import Settings
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    bus: CommandBus
+    tail: EventTail
+    ch: Any  # projections.clickhouse.ClickHouse
+    projector: Any | None = None  # projections.projector.Projector, in the chDB layout
+    accepted: OrderedDict[str, int] = field(default_factory=OrderedDict)
+
+    @property
+    def db(self) -> str:
+        return self.settings.clickhouse_database
+
+    def remember_accepted(self, execution_id: str) -> None:
+        """Executions accepted by this process, so they read `pending` before projection."""
+        self.accepted[execution_id] = int(time.time() * 1000)
+        self.accepted.move_to_end(execution_id)
+        while len(self.accepted) > 100_000:
+            self.accepted.popitem(last=False)
+
+
+def get_context(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+Ctx = Annotated[AppContext, Depends(get_context)]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def digest(*parts: str) -> str:
+    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=12).hexdigest()
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+def command_id_for(tenant: str, action: str, key: str | None) -> str:
+    """Derived from an Idempotency-Key (so a resend is the same command), else fresh."""
+    return f"cmd_{digest(tenant, action, key)}" if key else new_id("cmd")

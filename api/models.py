@@ -1,0 +1,92 @@
+"""HTTP request bodies (kept apart from the domain's messages)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from streams.contracts import FinalStatus, ReportedType
+from streams.plan import Plan, plan_problems
+
+ID_PATTERN = r"^[A-Za-z0-9_.:\-]+$"
+Environment = Literal["dev", "test", "stage", "prod"]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class StartRequest(_Body):
+    mode: Literal["tracked", "orchestrated"] = "tracked"
+    execution_id: str | None = Field(default=None, min_length=1, max_length=200,
+                                     pattern=ID_PATTERN)
+    plan: Plan | None = None
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    environment: Environment = "dev"
+    labels: dict[str, str] = Field(default_factory=dict, max_length=50)
+    workflow_id: str | None = Field(default=None, max_length=200)
+    system: str | None = Field(default=None, max_length=200)
+    module: str | None = Field(default=None, max_length=200)
+    tenant: str = Field(default="default", min_length=1, max_length=100)
+
+    @model_validator(mode="after")
+    def _valid(self) -> StartRequest:
+        if self.mode == "orchestrated":
+            raise ValueError("orchestrated mode is not available yet: use mode 'tracked'")
+        if self.plan is not None:
+            problems = plan_problems(self.plan)
+            if problems:
+                raise ValueError("invalid plan: " + "; ".join(
+                    f"{p['step_id']}: {p['problem']}" for p in problems))
+        return self
+
+
+class ReportedEvent(_Body):
+    """One event reported by an external system (`POST /events`)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    event_id: str | None = Field(default=None, min_length=1, max_length=200)
+    execution_id: str = Field(min_length=1, max_length=200, pattern=ID_PATTERN)
+    event_type: ReportedType
+    step_id: str | None = Field(default=None, min_length=1, max_length=200)
+    timestamp: datetime
+    message: str = Field(default="", max_length=10_000)
+    data: dict[str, Any] = Field(default_factory=dict)
+    workflow_id: str | None = Field(default=None, max_length=200)
+    system: str | None = Field(default=None, max_length=200)
+    module: str | None = Field(default=None, max_length=200)
+    tenant: str = Field(default="default", min_length=1, max_length=100)
+    labels: dict[str, str] = Field(default_factory=dict, max_length=50)
+
+    @field_validator("timestamp")
+    @classmethod
+    def _utc(cls, v: datetime) -> datetime:
+        return v.replace(tzinfo=UTC) if v.tzinfo is None else v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ReportedEvent:
+        if self.event_type.startswith("step_") and not self.step_id:
+            raise ValueError(f"step_id is required for {self.event_type}")
+        if self.event_type == "execution_completed":
+            status = self.data.get("status", "succeeded")
+            if status not in ("succeeded", "failed", "stopped"):
+                raise ValueError("data.status must be succeeded, failed or stopped")
+        if self.event_type == "log" and self.data.get("level", "info") not in (
+            "info", "warn", "error"):
+            raise ValueError("data.level must be info, warn or error")
+        dur = self.data.get("duration_ms")
+        if dur is not None and (not isinstance(dur, int | float) or dur < 0):
+            raise ValueError("data.duration_ms must be a non-negative number")
+        return self
+
+
+class EventBatch(_Body):
+    events: list[ReportedEvent] = Field(min_length=1, max_length=5000)
+
+
+class FinishRequest(_Body):
+    status: FinalStatus
+    message: str = Field(default="", max_length=2000)

@@ -1,0 +1,49 @@
+"""What `/ready` checks: the broker, the workers' consumer group, ClickHouse."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from aiokafka.admin import AIOKafkaAdminClient
+
+from runledger.kafka import worker_app_id
+
+if TYPE_CHECKING:
+    from api.deps import AppContext
+
+log = logging.getLogger("runledger.api.ready")
+
+
+async def workers_alive(ctx: AppContext) -> bool:
+    """True when the worker consumer group has at least one member."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=ctx.settings.bootstrap)
+    try:
+        await asyncio.wait_for(admin.start(), 3)
+        groups = await asyncio.wait_for(
+            admin.describe_consumer_groups([worker_app_id(ctx.settings)]), 3)
+        for response in groups:
+            for group in response.groups:
+                members = group[5] if len(group) > 5 else []
+                if members:
+                    return True
+        return False
+    except Exception as exc:  # broker down or a group the broker does not know yet
+        log.debug("worker group check failed: %r", exc)
+        return False
+    finally:
+        await admin.close()
+
+
+async def readiness(ctx: AppContext) -> dict[str, bool]:
+    broker = ctx.bus.started and ctx.tail.running
+    try:
+        clickhouse = bool(await asyncio.wait_for(ctx.ch.ping(), 3))
+    except Exception:
+        clickhouse = False
+    workers = broker and await workers_alive(ctx)
+    checks = {"broker": broker, "workers": workers, "clickhouse": clickhouse}
+    if ctx.projector is not None:
+        checks["projector"] = bool(getattr(ctx.projector, "running", True))
+    return checks

@@ -1,0 +1,107 @@
+"""Executions: start, read, history, logs, and finishing a tracked one by hand."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query
+
+from api.deps import AppContext, Ctx, IdempotencyKey, command_id_for, digest, new_id, now_ms
+from api.envelope import ApiError, not_found, ok
+from api.history import merged_history
+from api.models import FinishRequest, StartRequest
+from projections import queries
+from streams.contracts import FinishExecution, StartExecution
+
+router = APIRouter(prefix="/api/v1", tags=["executions"])
+ExecId = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:\-]+$")]
+Tenant = Annotated[str, Query(min_length=1, max_length=100)]
+
+
+@router.post("/executions", status_code=202)
+async def start_execution(body: StartRequest, ctx: Ctx, idempotency_key: IdempotencyKey = None):
+    """Start an execution (202). The same id or Idempotency-Key again creates nothing new."""
+    if body.execution_id:
+        eid = body.execution_id
+    elif idempotency_key:
+        eid = f"exec_{digest(body.tenant, 'execution', idempotency_key)}"
+    else:
+        eid = new_id("exec")
+    cmd = StartExecution(
+        execution_id=eid, tenant=body.tenant, received_at=now_ms(),
+        command_id=command_id_for(body.tenant, f"start:{eid}", idempotency_key),
+        mode=body.mode, plan=body.plan, inputs=body.inputs, environment=body.environment,
+        labels=body.labels, workflow_id=body.workflow_id, system=body.system, module=body.module,
+    )  # fmt: skip
+    await ctx.bus.publish([(ctx.settings.topic("commands"), eid, cmd.model_dump_json().encode())])
+    ctx.remember_accepted(eid)
+    return ok({"execution_id": eid, "command_id": cmd.command_id, "status": "pending"}, 202)
+
+
+async def _detail_or_pending(ctx: AppContext, eid: str, tenant: str) -> dict[str, Any]:
+    detail = await queries.execution_detail(ctx.ch, eid, tenant, database=ctx.db)
+    if detail is not None:
+        return {**detail, "projected": True}
+    if eid in ctx.accepted or ctx.tail.recent_after(eid, 0):
+        return {"execution_id": eid, "status": "pending", "progress": 0.0, "projected": False}
+    raise not_found("execution", eid)
+
+
+@router.get("/executions/{execution_id}")
+async def get_execution(execution_id: ExecId, ctx: Ctx, tenant: Tenant = "default"):
+    """Status, progress, current and blocked steps, timings (pending until projected)."""
+    return ok(await _detail_or_pending(ctx, execution_id, tenant))
+
+
+@router.get("/executions/{execution_id}/events")
+async def get_events(
+    execution_id: ExecId, ctx: Ctx, tenant: Tenant = "default",
+    after_seq: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+):  # fmt: skip
+    """The execution's events in seq order (gapless), after `after_seq`."""
+    await _detail_or_pending(ctx, execution_id, tenant)
+    items = (await merged_history(ctx, execution_id, after_seq, tenant))[:limit]
+    more = len(items) == limit
+    return ok({"items": items, "next_cursor": str(items[-1]["seq"]) if more else None})
+
+
+@router.get("/executions/{execution_id}/logs")
+async def get_logs(
+    execution_id: ExecId, ctx: Ctx, tenant: Tenant = "default",
+    level: Literal["info", "warn", "warning", "error"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+):  # fmt: skip
+    """Log lines (`log` events), optionally one level; `warning` means `warn`."""
+    await _detail_or_pending(ctx, execution_id, tenant)
+    lvl = "warn" if level == "warning" else level
+    items = await queries.execution_logs(ctx.ch, execution_id, lvl, limit, tenant,
+                                         database=ctx.db)
+    return ok({"items": items, "next_cursor": None})
+
+
+@router.post("/executions/{execution_id}/finish")
+async def finish_execution(
+    execution_id: ExecId, body: FinishRequest, ctx: Ctx, tenant: Tenant = "default",
+    idempotency_key: IdempotencyKey = None,
+):  # fmt: skip
+    """End a tracked execution by hand: 200 with the new status, 409, or 202 past the wait."""
+    await _detail_or_pending(ctx, execution_id, tenant)
+    cmd = FinishExecution(
+        execution_id=execution_id, tenant=tenant, received_at=now_ms(),
+        command_id=command_id_for(tenant, f"finish:{execution_id}", idempotency_key),
+        status=body.status, message=body.message,
+    )  # fmt: skip
+    ctx.tail.expect(cmd.command_id)
+    await ctx.bus.publish(
+        [(ctx.settings.topic("commands"), execution_id, cmd.model_dump_json().encode())]
+    )
+    verdict = await ctx.tail.verdict(cmd.command_id, ctx.settings.command_wait)
+    if verdict is None:
+        return ok({"execution_id": execution_id, "command_id": cmd.command_id,
+                   "status": "accepted"}, 202)  # fmt: skip
+    if verdict["event_type"] == "command_rejected":
+        raise ApiError(409, verdict["data"].get("reason", "rejected"), verdict["message"],
+                       details=[{"command_id": cmd.command_id, **verdict["data"]}])
+    return ok({"execution_id": execution_id, "command_id": cmd.command_id,
+               "status": verdict["data"].get("status")})  # fmt: skip

@@ -1,0 +1,33 @@
+"""`/health`, `/ready`, `/metrics` at the root (outside the envelope)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from api.deps import Ctx
+from api.envelope import JsonResponse
+from api.readiness import readiness
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health")
+async def health():
+    """Alive (the process answers)."""
+    return {"status": "ok"}
+
+
+@router.get("/ready")
+async def ready(ctx: Ctx):
+    """200 once broker, workers and ClickHouse answer; 503 naming what is missing."""
+    checks = await readiness(ctx)
+    missing = [name for name, good in checks.items() if not good]
+    body = {"ready": not missing, "checks": checks, "missing": missing}
+    return JsonResponse(body, status_code=200 if not missing else 503)
+
+
+@router.get("/metrics")
+async def metrics():
+    """Prometheus metrics."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,43 @@
+"""`POST /api/v1/events`: external systems report the steps they ran."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.deps import Ctx, digest, now_ms
+from api.envelope import ok
+from api.models import EventBatch, ReportedEvent
+from streams.contracts import Report, ReportBatch
+
+router = APIRouter(prefix="/api/v1", tags=["ingest"])
+
+
+def _report_id(ev: ReportedEvent) -> str:
+    if ev.event_id:
+        return ev.event_id
+    # No client id: the content decides, so an identical resend is still a duplicate.
+    return "rep_" + digest(ev.execution_id, ev.event_type, ev.step_id or "",
+                           ev.timestamp.isoformat(), ev.message, repr(sorted(ev.data.items())))
+
+
+@router.post("/events", status_code=202)
+async def report_events(body: EventBatch, ctx: Ctx):
+    """Accept a batch of reported events (validated whole; nothing is kept if one is bad)."""
+    received = now_ms()
+    grouped: dict[tuple[str, str], list[Report]] = {}
+    for ev in body.events:
+        grouped.setdefault((ev.tenant, ev.execution_id), []).append(Report(
+            report_id=_report_id(ev), event_type=ev.event_type, step_id=ev.step_id,
+            timestamp=int(ev.timestamp.timestamp() * 1000), message=ev.message, data=ev.data,
+            workflow_id=ev.workflow_id, system=ev.system, module=ev.module, labels=ev.labels,
+        ))  # fmt: skip
+    topic = ctx.settings.topic("step-events")
+    records = [
+        (topic, eid, ReportBatch(execution_id=eid, tenant=tenant, received_at=received,
+                                 reports=tuple(reports)).model_dump_json().encode())
+        for (tenant, eid), reports in grouped.items()
+    ]
+    await ctx.bus.publish(records)
+    for _, eid in grouped:
+        ctx.remember_accepted(eid)
+    return ok({"accepted": len(body.events), "executions": len(grouped)}, 202)

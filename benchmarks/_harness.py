@@ -1,0 +1,64 @@
+"""Shared by the benchmarks: start the product as `make run` does, describe the machine."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from runledger.settings import Settings
+
+
+def machine() -> dict[str, float]:
+    with open("/proc/meminfo") as f:
+        kb = int(f.readline().split()[1])
+    return {"cores": os.cpu_count() or 0, "ram_gb": round(kb / 1024 / 1024, 1)}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def running_product(partitions: int = 12) -> Iterator[tuple[Settings, str]]:
+    root = Path(tempfile.mkdtemp(prefix="runledger-bench-"))
+    port, kafka_port = _free_port(), _free_port()
+    env = {**os.environ, "RUNLEDGER_PORT": str(port), "RUNLEDGER_KAFKA_PORT": str(kafka_port),
+           "RUNLEDGER_DATA_DIR": str(root / "data"), "RUNLEDGER_PARTITIONS": str(partitions)}
+    env.pop("RUNLEDGER_KAFKA_BOOTSTRAP", None)
+    log = open(root / "product.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-m", "runledger.cli", "run"], env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if httpx.get(f"{base_url}/ready", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"product did not become ready; log: {root / 'product.log'}")
+            time.sleep(0.5)
+        settings = Settings(kafka_bootstrap=f"127.0.0.1:{kafka_port}", partitions=partitions,
+                            data_dir=root / "data")
+        yield settings, base_url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
