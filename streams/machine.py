@@ -75,11 +75,11 @@ def evolve(state: ExecutionState | None, event: Event) -> ExecutionState:
     if state is None:
         state = ExecutionState(execution_id=event.execution_id, tenant=event.tenant)
     upd: dict[str, Any] = {"seq": event.seq}
-    applied = set(state.applied)
-    applied.add(event.cause_id)
+    new_ids = {event.cause_id}
     if "report_id" in event.data:
-        applied.add(str(event.data["report_id"]))
-    upd["applied"] = sorted(applied)
+        new_ids.add(str(event.data["report_id"]))
+    if not new_ids <= state.applied:
+        upd["applied"] = state.applied | new_ids
     if event.received_at:
         upd["last_activity_at"] = max(state.last_activity_at, ms_of(event.received_at))
     ts = ms_of(event.timestamp)

@@ -77,7 +77,7 @@ class ExecutionState(BaseModel):
     plan: Plan | None = None
     defined: bool = False  # a start command (not only reports) described it
     seq: int = 0
-    applied: list[str] = Field(default_factory=list)
+    applied: set[str] = Field(default_factory=set)  # command, report and timer ids
     steps: dict[str, StepState] = Field(default_factory=dict)
     started_at: int = 0
     finished_at: int | None = None
