@@ -22,7 +22,10 @@ class AppContext:
     bus: CommandBus
     tail: EventTail
     ch: Any  # projections.clickhouse.ClickHouse
+    journal: Any = None  # projections.journal.JournalWriter
     projector: Any | None = None  # projections.projector.Projector, in the chDB layout
+    restoring: bool = False
+    hot_until: dict[str, float] = field(default_factory=dict)  # see api/accept.py
     accepted: OrderedDict[str, int] = field(default_factory=OrderedDict)
 
     @property

@@ -69,6 +69,25 @@ async def load_states(
     return states
 
 
+async def finished_states(
+    ch: ClickHouse, execution_ids: Iterable[str], *, database: str = DEFAULT_DATABASE
+) -> dict[str, ExecutionState]:
+    """The projected state of each id whose execution has finished."""
+    db = identifier(database)
+    ids = sorted(set(execution_ids))
+    states: dict[str, ExecutionState] = {}
+    for i in range(0, len(ids), _ID_CHUNK):
+        rows = await ch.query(
+            f"SELECT execution_id, state FROM {db}.executions FINAL "
+            "WHERE execution_id IN {ids:Array(String)} "
+            "AND status IN ('succeeded', 'failed', 'stopped')",
+            {"ids": ids[i : i + _ID_CHUNK]},
+        )
+        for row in rows:
+            states[row["execution_id"]] = ExecutionState.model_validate_json(row["state"])
+    return states
+
+
 async def execution_state(
     ch: ClickHouse,
     execution_id: str,
@@ -118,6 +137,19 @@ async def execution_events(
         {"eid": execution_id, "tenant": tenant, "after": max(after_seq, 0), "limit": limit},
     )
     return [event_of(r).model_dump(mode="json") for r in rows]
+
+
+async def archived_events(
+    ch: ClickHouse, execution_id: str, after_seq: int = 0, *, database: str = DEFAULT_DATABASE
+) -> list[Event]:
+    """Every archived event of an execution after ``after_seq`` (any tenant), each once."""
+    db = identifier(database)
+    rows = await ch.query(
+        _EVENT_SELECT + f"FROM {db}.events "
+        "WHERE execution_id = {eid:String} AND seq > {after:UInt64} ORDER BY seq LIMIT 1 BY seq",
+        {"eid": execution_id, "after": max(after_seq, 0)},
+    )
+    return [event_of(r) for r in rows]
 
 
 async def execution_logs(

@@ -112,8 +112,31 @@ _V1 = [
     """,
 ]
 
+# The journal: every accepted command and report batch, before it is appended to Kafka;
+# also the audit log. `ids` are the command or report ids that events cite as cause_id.
+_V2 = [
+    f"""
+    CREATE TABLE IF NOT EXISTS {{db}}.journal (
+        journal_pos UInt64,
+        received_at {_TS},
+        tenant LowCardinality(String),
+        actor LowCardinality(String),
+        action LowCardinality(String),
+        execution_id String,
+        ids Array(String),
+        topic LowCardinality(String),
+        payload String,
+        INDEX idx_execution execution_id TYPE bloom_filter(0.01) GRANULARITY 1,
+        INDEX idx_received received_at TYPE minmax GRANULARITY 4
+    ) ENGINE = MergeTree
+    ORDER BY journal_pos
+    {_DEDUP}
+    """,
+]
+
 MIGRATIONS: list[tuple[int, list[str]]] = [
     (1, _V1),
+    (2, _V2),
 ]
 
 

@@ -6,11 +6,13 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 
+from api.accept import accept
 from api.deps import AppContext, Ctx, IdempotencyKey, command_id_for, digest, new_id, now_ms
 from api.envelope import ApiError, not_found, ok
 from api.history import merged_history
 from api.models import FinishRequest, StartRequest
 from projections import queries
+from projections.journal import Entry
 from streams.contracts import FinishExecution, StartExecution
 
 router = APIRouter(prefix="/api/v1", tags=["executions"])
@@ -33,9 +35,14 @@ async def start_execution(body: StartRequest, ctx: Ctx, idempotency_key: Idempot
         mode=body.mode, plan=body.plan, inputs=body.inputs, environment=body.environment,
         labels=body.labels, workflow_id=body.workflow_id, system=body.system, module=body.module,
     )  # fmt: skip
-    await ctx.bus.publish([(ctx.settings.topic("commands"), eid, cmd.model_dump_json().encode())])
-    ctx.remember_accepted(eid)
+    await accept(ctx, [_entry(ctx, "start", cmd)])
     return ok({"execution_id": eid, "command_id": cmd.command_id, "status": "pending"}, 202)
+
+
+def _entry(ctx: AppContext, action: str, cmd: StartExecution | FinishExecution) -> Entry:
+    return Entry(action=action, execution_id=cmd.execution_id, ids=(cmd.command_id,),
+                 topic=ctx.settings.topic("commands"), payload=cmd.model_dump_json().encode(),
+                 received_at=cmd.received_at, tenant=cmd.tenant, actor=cmd.actor)
 
 
 async def _detail_or_pending(ctx: AppContext, eid: str, tenant: str) -> dict[str, Any]:
@@ -93,9 +100,7 @@ async def finish_execution(
         status=body.status, message=body.message,
     )  # fmt: skip
     ctx.tail.expect(cmd.command_id)
-    await ctx.bus.publish(
-        [(ctx.settings.topic("commands"), execution_id, cmd.model_dump_json().encode())]
-    )
+    await accept(ctx, [_entry(ctx, "finish", cmd)])
     verdict = await ctx.tail.verdict(cmd.command_id, ctx.settings.command_wait)
     if verdict is None:
         return ok({"execution_id": execution_id, "command_id": cmd.command_id,

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from api.accept import accept
 from api.deps import Ctx, digest, now_ms
 from api.envelope import ok
 from api.models import EventBatch, ReportedEvent
+from projections.journal import Entry
 from streams.contracts import Report, ReportBatch
 
 router = APIRouter(prefix="/api/v1", tags=["ingest"])
@@ -32,12 +34,12 @@ async def report_events(body: EventBatch, ctx: Ctx):
             workflow_id=ev.workflow_id, system=ev.system, module=ev.module, labels=ev.labels,
         ))  # fmt: skip
     topic = ctx.settings.topic("step-events")
-    records = [
-        (topic, eid, ReportBatch(execution_id=eid, tenant=tenant, received_at=received,
-                                 reports=tuple(reports)).model_dump_json().encode())
+    entries = [
+        Entry(action="report", execution_id=eid, ids=tuple(r.report_id for r in reports),
+              topic=topic, received_at=received, tenant=tenant,
+              payload=ReportBatch(execution_id=eid, tenant=tenant, received_at=received,
+                                  reports=tuple(reports)).model_dump_json().encode())
         for (tenant, eid), reports in grouped.items()
-    ]
-    await ctx.bus.publish(records)
-    for _, eid in grouped:
-        ctx.remember_accepted(eid)
+    ]  # fmt: skip
+    await accept(ctx, entries)
     return ok({"accepted": len(body.events), "executions": len(grouped)}, 202)

@@ -1,0 +1,66 @@
+"""Accepting messages: journal them, append them to Kafka, then answer (DESIGN.md).
+
+A message for an execution that has finished may reach a worker that no longer holds it
+(finished executions leave the worker's table after RUNLEDGER_FINISHED_TTL), so its
+archived state goes in front of it, on the same topic, as a `rehydrate`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from aiokafka.errors import KafkaError
+
+from api.deps import AppContext
+from api.envelope import ApiError
+from projections import queries
+from projections.journal import Entry
+from streams.contracts import Rehydrate
+
+
+async def accept(ctx: AppContext, entries: Sequence[Entry]) -> list[int]:
+    """Journal ``entries`` (ClickHouse) and append them to their topics, in that order."""
+    if ctx.restoring:
+        raise ApiError(503, "restoring", "the broker is being restored from ClickHouse; retry "
+                       "shortly", category="unavailable")  # fmt: skip
+    try:
+        positions = await ctx.journal.append(await _with_archived_states(ctx, entries))
+    except ApiError:
+        raise
+    except KafkaError as exc:
+        raise ApiError(503, "broker_unavailable",
+                       f"the broker did not take the write: {exc}") from exc
+    except Exception as exc:
+        raise ApiError(503, "journal_unavailable",
+                       f"the journal (ClickHouse) did not take the write: {exc}") from exc
+    for e in entries:
+        ctx.remember_accepted(e.execution_id)
+    return positions
+
+
+async def _with_archived_states(ctx: AppContext, entries: Sequence[Entry]) -> list[Entry]:
+    now = time.monotonic()
+    unknown = {e.execution_id for e in entries if ctx.hot_until.get(e.execution_id, 0) < now}
+    if not unknown:
+        return list(entries)
+    finished = await queries.finished_states(ctx.ch, unknown, database=ctx.db)
+    # An execution that is not finished now cannot be evicted before it finishes and then
+    # stays a full TTL: no need to look again for half that time.
+    for eid in unknown - finished.keys():
+        ctx.hot_until[eid] = now + ctx.settings.finished_ttl / 2
+    while len(ctx.hot_until) > 200_000:
+        ctx.hot_until.pop(next(iter(ctx.hot_until)))
+    out: list[Entry] = []
+    sent: set[tuple[str, str]] = set()
+    for e in entries:
+        state = finished.get(e.execution_id)
+        if state is not None and (e.execution_id, e.topic) not in sent:
+            sent.add((e.execution_id, e.topic))
+            msg = Rehydrate(execution_id=e.execution_id, tenant=state.tenant,
+                            received_at=e.received_at, state=state.model_dump(mode="json"))
+            out.append(Entry(action="rehydrate", execution_id=e.execution_id, ids=(),
+                             topic=e.topic, payload=msg.model_dump_json().encode(),
+                             received_at=e.received_at, tenant=e.tenant, actor="system"))
+        out.append(e)
+    return out
