@@ -6,6 +6,7 @@ data dir), so queries, the projector and the tail's history share one engine.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,10 +15,13 @@ from fastapi import FastAPI
 
 from api.bus import CommandBus
 from api.deps import AppContext
+from api.drain import drain
 from api.envelope import install_error_handlers
-from api.routes import executions, health, ingest, live, tracking
+from api.routes import audit, executions, health, ingest, live, tracking
+from api.startup import check_partitions, restore_if_needed
 from api.tail import EventTail
 from projections.clickhouse import ClickHouse
+from projections.journal import JournalWriter
 from projections.projector import Projector
 from projections.schema import migrate
 from runledger.settings import Settings, get_settings
@@ -30,22 +34,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = settings.clickhouse_database
         ch = ClickHouse(settings.dsn)
-        await migrate(ch, settings.clickhouse_database)
+        await migrate(ch, db)
+        await check_partitions(ch, settings)
         bus = CommandBus(settings)
         await bus.start()
         tail = EventTail(settings)
         await tail.start()
-        projector = (Projector(settings, ch, database=settings.clickhouse_database)
-                     if settings.uses_chdb else None)
+        journal = JournalWriter(ch, db, bus.publish)
+        await journal.start()
+        projector = Projector(settings, ch, database=db) if settings.uses_chdb else None
         if projector is not None:
             await projector.start()
-        app.state.ctx = AppContext(settings=settings, bus=bus, tail=tail, ch=ch,
-                                   projector=projector)  # fmt: skip
-        log.info("api ready to serve on %s:%s", settings.host, settings.port)
+        ctx = AppContext(settings=settings, bus=bus, tail=tail, ch=ch, journal=journal,
+                         projector=projector, restoring=True)  # fmt: skip
+        app.state.ctx = ctx
+        restoring = asyncio.create_task(restore_if_needed(ctx), name="restore")
+        log.info("api serving on %s:%s", settings.host, settings.port)
         try:
             yield
         finally:
+            restoring.cancel()
+            if not ctx.restoring:
+                try:
+                    await drain(ctx)
+                except Exception:
+                    log.exception("drain failed; stopping anyway (restore covers the rest)")
+            await journal.stop()
             if projector is not None:
                 await projector.stop()
             await tail.stop()
@@ -54,6 +70,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Runledger", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
-    for module in (health, executions, ingest, tracking, live):
+    for module in (health, executions, ingest, tracking, audit, live):
         app.include_router(module.router)
     return app

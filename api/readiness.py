@@ -43,7 +43,8 @@ async def readiness(ctx: AppContext) -> dict[str, bool]:
     except Exception:
         clickhouse = False
     workers = broker and await workers_alive(ctx)
-    checks = {"broker": broker, "workers": workers, "clickhouse": clickhouse}
+    checks = {"broker": broker, "workers": workers, "clickhouse": clickhouse,
+              "restore": not ctx.restoring}
     if ctx.projector is not None:
         checks["projector"] = bool(getattr(ctx.projector, "running", True))
     return checks

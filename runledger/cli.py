@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 from aiokafka.errors import KafkaConnectionError, KafkaError
 from pydantic import ValidationError
+from rich.progress import TaskID
 
 from runledger.broker import BrokerStartError
 from runledger.kafka import (
@@ -147,6 +148,62 @@ def topics_create() -> None:
         typer.echo(f"topics ready ({s.partitions} partitions) on {s.bootstrap}")
 
     _run_entry(settings, entry)
+
+
+@app.command("restore")
+def restore_command(
+    force: Annotated[bool, typer.Option(help="Restore even if the topics hold records.")] = False,
+) -> None:
+    """Rebuild the broker's contents from ClickHouse (disaster recovery, e.g. a fresh Kafka).
+
+    Creates the topics, sends every unfinished execution its archived state, and appends
+    again the journal entries no archived event cites. The API does this by itself at
+    start when the embedded broker is empty. With chDB the data dir must not be open
+    (stop the product first); with a ClickHouse server it can run any time.
+    """
+    settings = _start("cli")
+
+    def entry(s: Settings) -> None:
+        code = asyncio.run(_restore(s, force))
+        if code:
+            raise typer.Exit(code)
+
+    _run_entry(settings, entry)
+
+
+async def _restore(settings: Settings, force: bool) -> int:
+    from rich.progress import Progress
+
+    from projections.clickhouse import ClickHouse
+    from projections.schema import migrate
+    from runledger.kafka import make_producer
+    from runledger.restore import broker_is_empty, restore
+
+    await create_topics(settings)
+    if not force and not await broker_is_empty(settings):
+        typer.echo("the topics already hold records; use --force to restore anyway", err=True)
+        return 2
+    ch = ClickHouse(settings.dsn)
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        await migrate(ch, settings.clickhouse_database)
+        with Progress() as bar:
+            tasks: dict[str, TaskID] = {}
+
+            def progress(phase: str, done: int, total: int) -> None:
+                if phase not in tasks:
+                    tasks[phase] = bar.add_task(phase, total=total)
+                bar.update(tasks[phase], completed=done)
+
+            report = await restore(settings, ch, producer, database=settings.clickhouse_database,
+                                   progress=progress)  # fmt: skip
+    finally:
+        await producer.stop()
+        ch.close()
+    typer.echo(f"restored {report.executions} executions and {report.entries} journal entries "
+               f"in {report.seconds:.1f}s")  # fmt: skip
+    return 0
 
 
 if __name__ == "__main__":

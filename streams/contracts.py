@@ -148,8 +148,17 @@ class Wake(_Message):
     kind: Literal["wake"] = "wake"
 
 
+class Rehydrate(_Message):
+    """An execution's archived state (the fold of its archived events), sent by restore and
+    by the API for an execution the worker may have evicted. Older than what the worker
+    holds: ignored."""
+
+    kind: Literal["rehydrate"] = "rehydrate"
+    state: dict[str, Any]
+
+
 WorkerMessage = Annotated[
-    StartExecution | FinishExecution | ReportBatch | Wake, Field(discriminator="kind")
+    StartExecution | FinishExecution | ReportBatch | Wake | Rehydrate, Field(discriminator="kind")
 ]
 
 

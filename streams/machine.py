@@ -14,6 +14,7 @@ from streams.contracts import (
     STEP_REPORT_TYPES,
     Event,
     FinishExecution,
+    Rehydrate,
     Report,
     ReportBatch,
     StartExecution,
@@ -43,11 +44,15 @@ class Decision:
     tasks: tuple[dict[str, Any], ...] = ()
 
 
-Message = StartExecution | FinishExecution | ReportBatch | Wake
+Message = StartExecution | FinishExecution | ReportBatch | Wake | Rehydrate
 
 
 def decide(state: ExecutionState | None, msg: Message, cfg: MachineConfig) -> Decision:
     """Apply one message: fire due timers at ``msg.received_at``, then the message."""
+    if isinstance(msg, Rehydrate):
+        archived = ExecutionState.model_validate(msg.state)
+        newer = state is None or state.seq < archived.seq
+        return Decision(archived if newer else state)
     b = _Builder(state, msg)
     _fire_timers(b, msg.received_at, cfg)
     if isinstance(msg, StartExecution):

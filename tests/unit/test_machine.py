@@ -172,3 +172,19 @@ def test_any_interleaving_and_duplication_gives_the_same_final_state(reports, rn
         assert attempts_of(state.steps[sid]) == attempts_of(in_order.steps[sid])
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     assert reduce(evolve, events, None) == state
+
+
+def test_rehydrate_installs_the_archived_state_only_when_newer():
+    from streams.contracts import Rehydrate
+
+    archived, _ = run(start(), batch(rep("r1", "step_started", "a", 1_100)))
+    assert archived is not None
+    msg = Rehydrate(execution_id="e1", received_at=9_000, state=archived.model_dump(mode="json"))
+    installed, events = run(msg)
+    assert installed == archived and events == []
+    newer, _ = run(batch(rep("r2", "step_succeeded", "a", 1_200), at=3_000), state=archived)
+    kept, events = run(msg, state=newer)
+    assert kept == newer and events == []
+    # the next report continues the archived seq
+    after, events = run(batch(rep("r3", "step_started", "b", 1_300), at=9_500), state=installed)
+    assert [e.seq for e in events] == [archived.seq + 1]

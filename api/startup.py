@@ -1,0 +1,52 @@
+"""What the API process does before it takes work: the partition check and restore."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from api.deps import AppContext
+from projections.clickhouse import ClickHouse
+from projections.schema import read_meta, write_meta
+from runledger.restore import archive_has_data, broker_is_empty, restore
+from runledger.settings import Settings
+
+log = logging.getLogger("runledger.api.startup")
+
+
+class PartitionCountChanged(RuntimeError):
+    pass
+
+
+async def check_partitions(ch: ClickHouse, settings: Settings) -> None:
+    """The partition count is recorded at first start; later starts must match it."""
+    db = settings.clickhouse_database
+    recorded = await read_meta(ch, "partitions", database=db)
+    if recorded is None:
+        await write_meta(ch, "partitions", str(settings.partitions), database=db)
+    elif int(recorded) != settings.partitions:
+        raise PartitionCountChanged(
+            f"ClickHouse records {recorded} partitions but RUNLEDGER_PARTITIONS is "
+            f"{settings.partitions}; refusing to start (the data would be keyed differently)")
+
+
+async def restore_if_needed(ctx: AppContext) -> None:
+    """Restore the broker from ClickHouse when it is empty and ClickHouse is not.
+
+    Commands get 503 and `/ready` says `restore` until this is done; a failed attempt is
+    retried with backoff.
+    """
+    delay = 1.0
+    while True:
+        try:
+            if await broker_is_empty(ctx.settings) and await archive_has_data(ctx.ch, ctx.db):
+                log.info("the broker is empty and ClickHouse is not: restoring")
+                await restore(ctx.settings, ctx.ch, ctx.bus.producer, database=ctx.db)
+            ctx.restoring = False
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("restore failed; retrying in %.0fs", delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)

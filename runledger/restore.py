@@ -1,0 +1,160 @@
+"""Rebuild a broker's contents from ClickHouse (the journal plus the events archive).
+
+Run by the API process at start when the broker's topics are empty but ClickHouse has
+data (the embedded broker keeps nothing across a restart), and by `runledger restore`
+against a fresh Kafka cluster: one code path. Steps:
+
+1. every unfinished execution, and every execution an entry below touches, gets its
+   archived state (the fold of its archived events) as a `rehydrate` message;
+2. the journal entries that no archived event cites as its cause are appended again,
+   in `journal_pos` order (their ids make a repeat harmless).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import reduce
+
+from aiokafka import AIOKafkaProducer, TopicPartition
+
+from projections import queries
+from projections.clickhouse import ClickHouse, identifier
+from runledger.kafka import changelog_topic, make_consumer
+from runledger.settings import Settings
+from streams.contracts import Rehydrate
+from streams.machine import evolve
+from streams.state import ExecutionState
+
+log = logging.getLogger("runledger.restore")
+CHUNK = 1_000
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+@dataclass
+class RestoreReport:
+    executions: int = 0
+    entries: int = 0
+    seconds: float = 0.0
+
+    @property
+    def entries_per_s(self) -> float:
+        return (self.executions + self.entries) / self.seconds if self.seconds else 0.0
+
+
+async def broker_is_empty(settings: Settings) -> bool:
+    """True when none of Runledger's topics holds a record (a fresh embedded broker)."""
+    names = [settings.topic(t) for t in ("commands", "step-events", "events")]
+    names.append(changelog_topic(settings))
+    consumer = make_consumer(settings, group_id=None)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(t, p) for t in names
+               for p in (consumer.partitions_for_topic(t) or ())]  # fmt: skip
+        ends = await consumer.end_offsets(tps) if tps else {}
+        return all(v == 0 for v in ends.values())
+    finally:
+        await consumer.stop()
+
+
+async def archive_has_data(ch: ClickHouse, database: str) -> bool:
+    db = identifier(database)
+    rows = await ch.query(f"SELECT (SELECT count() FROM {db}.journal) + "
+                          f"(SELECT count() FROM {db}.events) AS n")  # fmt: skip
+    return bool(rows and int(rows[0]["n"]) > 0)
+
+
+async def uncited_entries(ch: ClickHouse, database: str) -> list[dict]:
+    """Journal entries with an id that no archived event names as its cause."""
+    db = identifier(database)
+    return await ch.query(
+        "SELECT journal_pos, any(topic) AS topic, any(execution_id) AS execution_id, "
+        "any(tenant) AS tenant, any(payload) AS payload "
+        f"FROM {db}.journal ARRAY JOIN ids AS id "
+        f"WHERE id NOT IN (SELECT cause_id FROM {db}.events) "
+        "GROUP BY journal_pos ORDER BY journal_pos"
+    )
+
+
+async def archived_states(
+    ch: ClickHouse, database: str, execution_ids: list[str]
+) -> dict[str, ExecutionState]:
+    """The fold of each execution's archived events (the projected state, caught up)."""
+    out: dict[str, ExecutionState] = {}
+    for i in range(0, len(execution_ids), CHUNK):
+        chunk = execution_ids[i:i + CHUNK]
+        states = await queries.load_states(ch, chunk, database=database)
+        tops = await queries.max_seqs(ch, chunk, database=database)
+        for eid in chunk:
+            state = states.get(eid)
+            top = tops.get(eid, 0)
+            if state is None and top == 0:
+                continue
+            if state is None or state.seq < top:  # the projector was behind its own archive
+                events = await queries.archived_events(
+                    ch, eid, state.seq if state else 0, database=database)
+                state = reduce(evolve, events, state)
+            if state is not None:
+                out[eid] = state
+    return out
+
+
+async def unfinished_execution_ids(ch: ClickHouse, database: str) -> list[str]:
+    db = identifier(database)
+    rows = await ch.query(
+        f"SELECT execution_id FROM {db}.executions FINAL "
+        "WHERE status NOT IN ('succeeded', 'failed', 'stopped')"
+    )
+    return [r["execution_id"] for r in rows]
+
+
+async def restore(
+    settings: Settings, ch: ClickHouse, producer: AIOKafkaProducer, *, database: str,
+    progress: Progress | None = None,
+) -> RestoreReport:  # fmt: skip
+    t0 = time.monotonic()
+    report = RestoreReport()
+    entries = await uncited_entries(ch, database)
+    touched = {e["execution_id"] for e in entries}
+    targets = sorted(set(await unfinished_execution_ids(ch, database)) | touched)
+    log.info("restore: %d executions to rehydrate, %d journal entries to append again",
+             len(targets), len(entries))  # fmt: skip
+    states = await archived_states(ch, database, targets)
+    # The worker reads both input topics and their relative order is not kept: the state
+    # goes on each, so whatever follows on either topic finds it there first.
+    inputs = (settings.topic("commands"), settings.topic("step-events"))
+    now = int(time.time() * 1000)
+    pending = []
+    for i, (eid, state) in enumerate(states.items(), 1):
+        msg = Rehydrate(execution_id=eid, tenant=state.tenant, received_at=now,
+                        state=state.model_dump(mode="json"))  # fmt: skip
+        body = msg.model_dump_json().encode()
+        for topic in inputs:
+            pending.append(await producer.send(topic, body, key=eid.encode()))
+        if i % CHUNK == 0 or i == len(states):
+            for fut in pending:
+                await fut
+            pending.clear()
+            _tell(progress, "executions", i, len(states))
+    report.executions = len(states)
+    for i, e in enumerate(entries, 1):
+        pending.append(await producer.send(e["topic"], e["payload"].encode(),
+                                           key=e["execution_id"].encode()))  # fmt: skip
+        if i % CHUNK == 0 or i == len(entries):
+            for fut in pending:
+                await fut
+            pending.clear()
+            _tell(progress, "entries", i, len(entries))
+    report.entries = len(entries)
+    report.seconds = time.monotonic() - t0
+    log.info("restore done: %d executions, %d entries in %.2fs", report.executions,
+             report.entries, report.seconds)  # fmt: skip
+    return report
+
+
+def _tell(progress: Progress | None, phase: str, done: int, total: int) -> None:
+    log.info("restore: %s %d/%d", phase, done, total)
+    if progress is not None:
+        progress(phase, done, total)
