@@ -61,6 +61,7 @@ class ExecutionWorker:
         patch_broker_quirks()
         s = self.settings = settings
         self.cfg = MachineConfig(tracked_idle_timeout_ms=int(s.tracked_idle_timeout * 1000))
+        self.finished_ttl_ms = int(s.finished_ttl * 1000)
         self.app = faust.App(
             worker_app_id(s),
             broker=f"kafka://{s.bootstrap}",
@@ -114,8 +115,9 @@ class ExecutionWorker:
                 continue
             grouped.setdefault(msg.execution_id, []).append((ev, msg))
         changed: dict[str, tuple[EventT, ExecutionState]] = {}
+        evicted: dict[str, EventT] = {}
         for eid, items in grouped.items():
-            state = self._load(eid)
+            state = before = self._load(eid)
             out: list[Event] = []
             for ev, msg in items:
                 try:
@@ -126,9 +128,12 @@ class ExecutionWorker:
                     continue
                 state = decision.state
                 out.extend(decision.events)
-            if out and state is not None:
+            if out:
                 body = EventsMessage(events=tuple(out)).model_dump_json().encode()
                 acks.append(await self.events.send(key=eid.encode(), value=body, force=True))
+            if state is not None and self._evictable(state, [m for _, m in items]):
+                evicted[eid] = items[-1][0]
+            elif state is not None and state is not before:  # new events, or a rehydrate
                 changed[eid] = (items[-1][0], state)
         if acks:
             await asyncio.gather(*acks)
@@ -137,6 +142,20 @@ class ExecutionWorker:
             with _changelog_partition_of(ev):
                 self.table[key] = state.model_dump_json().encode()
             self._note_due(key, state)
+        for eid, ev in evicted.items():
+            key = eid.encode()
+            if key in self.table:
+                with _changelog_partition_of(ev):
+                    del self.table[key]  # a tombstone on the changelog
+            self._due.pop(key, None)
+
+    def _evictable(self, state: ExecutionState, msgs: list[Message]) -> bool:
+        """A finished execution leaves the hot set once a wake finds it past the TTL (the
+        API hands back its archived state with any later message)."""
+        if not state.finished:
+            return False
+        expiry = state.last_activity_at + self.finished_ttl_ms
+        return any(isinstance(m, Wake) and m.received_at >= expiry for m in msgs)
 
     def _load(self, eid: str) -> ExecutionState | None:
         raw = self.table.get(eid.encode())
@@ -155,7 +174,8 @@ class ExecutionWorker:
     # ------------------------------------------------------------------ timers
 
     def _note_due(self, key: bytes, state: ExecutionState) -> None:
-        due = next_due_at(state, self.cfg)
+        due = (state.last_activity_at + self.finished_ttl_ms if state.finished
+               else next_due_at(state, self.cfg))
         if due is None:
             self._due.pop(key, None)
         else:

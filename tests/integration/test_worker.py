@@ -32,7 +32,8 @@ def worker(worker_settings: Settings, tmp_path_factory: pytest.TempPathFactory) 
     s = worker_settings
     env = {**os.environ, "RUNLEDGER_KAFKA_BOOTSTRAP": s.bootstrap,
            "RUNLEDGER_PARTITIONS": str(s.partitions), "RUNLEDGER_TOPIC_PREFIX": s.topic_prefix,
-           "RUNLEDGER_TRACKED_IDLE_TIMEOUT": "2", "RUNLEDGER_TIMER_SCAN_INTERVAL": "0.5"}
+           "RUNLEDGER_TRACKED_IDLE_TIMEOUT": "2", "RUNLEDGER_TIMER_SCAN_INTERVAL": "0.5",
+           "RUNLEDGER_FINISHED_TTL": "2"}
     log = tmp_path_factory.mktemp("worker") / "worker.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "runledger.cli", "worker"], env=env,
@@ -111,3 +112,54 @@ async def test_undecodable_message_goes_to_dead_letters_and_the_partition_moves_
         e["execution_id"] == eid for m in got for e in m["events"]))
     assert [e["event_type"] for m in msgs for e in m["events"] if e["execution_id"] == eid] == [
         "execution_started", "step_started"]
+
+
+async def test_finished_execution_leaves_the_hot_set_and_comes_back_with_its_state(
+    io, worker_settings
+):
+    """Eviction after RUNLEDGER_FINISHED_TTL (2 s here). A late report on its own then
+    finds no state (it would start over at seq 1: the API never sends it alone); with the
+    archived state in front of it, as the API sends it, the seq continues."""
+    from streams.contracts import FinishExecution, Rehydrate
+    from streams.machine import MachineConfig, decide
+
+    producer, events, _ = io
+    s = worker_settings
+    now = int(time.time() * 1000)
+    evicted, revived = (f"{k}_{uuid.uuid4().hex[:8]}" for k in ("evicted", "revived"))
+
+    def msgs(eid: str) -> tuple[StartExecution, FinishExecution]:
+        return (StartExecution(execution_id=eid, received_at=now, command_id="c1"),
+                FinishExecution(execution_id=eid, received_at=now + 1, command_id="f1",
+                                status="stopped"))
+
+    async def send(topic: str, *items) -> None:
+        for m in items:
+            await producer.send_and_wait(s.topic(topic), m.model_dump_json().encode(),
+                                         key=m.execution_id.encode())
+
+    async def seqs(eid: str, n: int) -> list[tuple[int, str]]:
+        got = await _collect(events, lambda got: sum(
+            e["execution_id"] == eid for m in got for e in m["events"]) >= n)
+        return [(e["seq"], e["event_type"]) for m in got for e in m["events"]
+                if e["execution_id"] == eid]
+
+    for eid in (evicted, revived):
+        await send("commands", *msgs(eid))
+    assert await seqs(evicted, 2) == [(1, "execution_started"), (2, "execution_completed")]
+    await asyncio.sleep(4.5)  # TTL 2 s + a scan: both evicted by now
+
+    def late(eid: str) -> ReportBatch:
+        return ReportBatch(execution_id=eid, received_at=int(time.time() * 1000), reports=(
+            Report(report_id="late", event_type="log", timestamp=now + 5),))
+
+    await send("step-events", late(evicted))
+    assert await seqs(evicted, 2) == [(1, "execution_started"), (2, "log")]  # no state left
+
+    start, finish = msgs(revived)
+    archived = decide(decide(None, start, MachineConfig()).state, finish, MachineConfig()).state
+    assert archived is not None
+    again = Rehydrate(execution_id=revived, received_at=int(time.time() * 1000),
+                      state=archived.model_dump(mode="json"))
+    await send("step-events", again, late(revived))
+    assert await seqs(revived, 1) == [(3, "log")]
