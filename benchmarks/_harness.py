@@ -24,7 +24,7 @@ def machine() -> dict[str, float]:
     return {"cores": os.cpu_count() or 0, "ram_gb": round(kb / 1024 / 1024, 1)}
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -33,7 +33,7 @@ def _free_port() -> int:
 @contextmanager
 def running_product(partitions: int = 12) -> Iterator[tuple[Settings, str]]:
     root = Path(tempfile.mkdtemp(prefix="runledger-bench-"))
-    port, kafka_port = _free_port(), _free_port()
+    port, kafka_port = free_port(), free_port()
     env = {**os.environ, "RUNLEDGER_PORT": str(port), "RUNLEDGER_KAFKA_PORT": str(kafka_port),
            "RUNLEDGER_DATA_DIR": str(root / "data"), "RUNLEDGER_PARTITIONS": str(partitions)}
     env.pop("RUNLEDGER_KAFKA_BOOTSTRAP", None)

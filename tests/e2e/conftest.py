@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -46,6 +47,28 @@ class Product:
                 pids.append(int(entry.name))
         return pids
 
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
+        """Signal the supervisor and wait for it; SIGKILL it if it does not stop in time."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def kill_everything(self) -> None:
+        """SIGKILL the supervisor and every child at once (a power cut, for processes)."""
+        pids = self.children("") + [self.proc.pid]
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.proc.wait()
+        deadline = time.monotonic() + 10
+        while any(Path(f"/proc/{pid}").exists() for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
     def wait_ready(self, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
         last = ""
@@ -63,10 +86,10 @@ class Product:
         raise TimeoutError(f"not ready after {timeout}s: {last}; log: {self.log_path}")
 
 
-@pytest.fixture(scope="session")
-def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Product]:
-    root = tmp_path_factory.mktemp("product")
-    port, kafka_port = free_port(), free_port()
+def launch(root: Path, *, port: int | None = None, kafka_port: int | None = None,
+           **env_extra: str) -> Product:
+    """Start `runledger run` with its data under ``root/data`` (not waiting for ready)."""
+    port, kafka_port = port or free_port(), kafka_port or free_port()
     env = {
         **os.environ,
         "RUNLEDGER_PORT": str(port),
@@ -75,24 +98,26 @@ def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Product]:
         "RUNLEDGER_PARTITIONS": "4",
         "RUNLEDGER_WS_HEARTBEAT_INTERVAL": "1",
         "RUNLEDGER_COMMAND_WAIT": "10",
+        **env_extra,
     }
     env.pop("RUNLEDGER_KAFKA_BOOTSTRAP", None)
     log_path = root / "product.log"
-    with open(log_path, "wb") as log:
+    with open(log_path, "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "runledger.cli", "run"], env=env,
                                 stdout=log, stderr=subprocess.STDOUT)
-    p = Product(proc, f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}", root / "data",
-                log_path)
+    return Product(proc, f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}", root / "data",
+                   log_path)
+
+
+@pytest.fixture(scope="session")
+def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Product]:
+    # A short hot-set TTL, so tests see finished executions leave the worker's table.
+    p = launch(tmp_path_factory.mktemp("product"), RUNLEDGER_FINISHED_TTL="3")
     try:
         p.wait_ready()
         yield p
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        p.stop()
 
 
 @pytest.fixture

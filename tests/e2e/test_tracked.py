@@ -178,3 +178,25 @@ def test_health_and_ready(api: httpx.Client):
     assert api.get("/health").json() == {"status": "ok"}
     ready = api.get("/ready")
     assert ready.status_code == 200 and ready.json()["ready"] is True
+
+
+def test_a_late_report_after_the_execution_left_the_hot_set_continues_its_seq(
+    api: httpx.Client,
+):
+    eid = new_eid()
+    api.post("/api/v1/executions", json={"execution_id": eid})
+    wait_for(lambda: detail(api, eid).get("last_seq") == 1)
+    assert api.post(f"/api/v1/executions/{eid}/finish", json={"status": "succeeded"}
+                    ).status_code == 200
+    wait_for(lambda: detail(api, eid)["status"] == "succeeded")
+    time.sleep(6)  # RUNLEDGER_FINISHED_TTL is 3 s in this session: the worker evicted it
+    late = {"event_id": f"{eid}-late", "execution_id": eid, "event_type": "log",
+            "timestamp": ts(5), "message": "late line"}
+    assert api.post("/api/v1/events", json={"events": [late]}).status_code == 202
+    wait_for(lambda: detail(api, eid).get("last_seq") == 3)
+    events = api.get(f"/api/v1/executions/{eid}/events").json()["data"]["items"]
+    assert [(e["seq"], e["event_type"]) for e in events] == [
+        (1, "execution_started"), (2, "execution_completed"), (3, "log")]
+    assert detail(api, eid)["status"] == "succeeded"
+    r = api.post(f"/api/v1/executions/{eid}/finish", json={"status": "failed"})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "already_finished"

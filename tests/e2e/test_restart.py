@@ -1,0 +1,166 @@
+"""Nothing accepted is lost when `make run` restarts, is killed, or loses its broker.
+
+The embedded broker keeps nothing across a restart: ClickHouse (the journal and the
+events archive) is the durable record, and the API restores the broker from it.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import Product, launch, wait_for
+from tests.e2e.test_tracked import step_reports
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path
+
+
+def _client(p: Product) -> httpx.Client:
+    return httpx.Client(base_url=p.base_url, timeout=30)
+
+
+def _events(api: httpx.Client, eid: str) -> list[dict]:
+    return api.get(f"/api/v1/executions/{eid}/events", params={"limit": 1000}).json()[
+        "data"]["items"]
+
+
+def _detail(api: httpx.Client, eid: str) -> dict:
+    return api.get(f"/api/v1/executions/{eid}").json()["data"]
+
+
+def test_sigterm_then_start_again_keeps_everything_and_running_work_continues(root: Path):
+    plan = {"id": "p_restart", "steps": [{"id": "a", "system": "ERP"},
+                                         {"id": "b", "system": "FIN", "dependsOn": ["a"]}]}
+    running, done = f"run_{uuid.uuid4().hex[:8]}", f"done_{uuid.uuid4().hex[:8]}"
+    p = launch(root)
+    try:
+        p.wait_ready()
+        with _client(p) as api:
+            for eid in (running, done):
+                assert api.post("/api/v1/executions", json={"execution_id": eid, "plan": plan}
+                                ).status_code == 202
+                wait_for(lambda eid=eid: _detail(api, eid).get("last_seq") == 1)
+            reports = step_reports(running, "a", "ERP", 0, 10) + step_reports(
+                done, "a", "ERP", 0, 10) + step_reports(done, "b", "FIN", 20, 30, ok=False)
+            reports.append({"event_id": f"{running}-log", "execution_id": running,
+                            "event_type": "log", "timestamp": "2025-09-01T10:00:00Z",
+                            "message": "half way", "data": {"level": "warn"}})
+            assert api.post("/api/v1/events", json={"events": reports}).status_code == 202
+            wait_for(lambda: _detail(api, done)["status"] == "failed"
+                     and _detail(api, running).get("last_seq") == 4, timeout=30)
+            before = {eid: _events(api, eid) for eid in (running, done)}
+            summary = api.get("/api/v1/tracking/summary", params={"execution_id": done}).json()
+            logs = api.get(f"/api/v1/executions/{running}/logs").json()
+    finally:
+        assert p.stop(signal.SIGTERM) == 0
+    assert not p.children("")  # nothing left behind
+
+    p = launch(root)
+    try:
+        p.wait_ready()
+        with _client(p) as api:
+            assert {eid: _events(api, eid) for eid in (running, done)} == before
+            assert api.get("/api/v1/tracking/summary",
+                           params={"execution_id": done}).json() == summary
+            assert api.get(f"/api/v1/executions/{running}/logs").json() == logs
+            audit = api.get("/api/v1/audit", params={"execution_id": running}).json()["data"]
+            assert [a["action"] for a in audit["items"]] == ["start", "report"]
+            more = step_reports(running, "b", "FIN", 40, 50)
+            assert api.post("/api/v1/events", json={"events": more}).status_code == 202
+            final = wait_for(lambda: (d := _detail(api, running))["status"] == "succeeded" and d)
+            after = _events(api, running)
+            assert after[:len(before[running])] == before[running]
+            assert [e["seq"] for e in after] == list(range(1, len(after) + 1))
+            assert final["last_seq"] == len(before[running]) + 3  # started, succeeded, done
+    finally:
+        p.stop()
+
+
+def test_sigkill_of_every_process_loses_no_accepted_report_and_doubles_nothing(root: Path):
+    p = launch(root)
+    p.wait_ready()
+    eids = [f"kill_{uuid.uuid4().hex[:6]}_{i}" for i in range(20)]
+    accepted: dict[str, int] = dict.fromkeys(eids, 0)
+    stop = threading.Event()
+
+    def report_forever() -> None:
+        n = 0
+        with _client(p) as api:
+            while not stop.is_set():
+                batch = [{"event_id": f"{eid}-{n}", "execution_id": eid, "event_type": "log",
+                          "timestamp": "2025-09-01T10:00:00Z", "message": f"line {n}"}
+                         for eid in eids]  # fmt: skip
+                try:
+                    ok = api.post("/api/v1/events", json={"events": batch}).status_code == 202
+                except httpx.HTTPError:
+                    ok = False
+                if ok:
+                    for eid in eids:
+                        accepted[eid] += 1
+                n += 1
+
+    sender = threading.Thread(target=report_forever)
+    sender.start()
+    time.sleep(4)
+    p.kill_everything()
+    stop.set()
+    sender.join()
+    assert min(accepted.values()) > 0
+
+    p = launch(root)
+    try:
+        p.wait_ready()
+        with _client(p) as api:
+            def all_there() -> bool:
+                return all(_detail(api, eid).get("last_seq", 0) >= accepted[eid] + 1
+                           for eid in eids)
+
+            wait_for(all_there, timeout=60)
+            time.sleep(1.0)
+            for eid in eids:
+                events = _events(api, eid)
+                assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+                report_ids = [e["cause_id"] for e in events if e["event_type"] == "log"]
+                assert len(report_ids) == len(set(report_ids))  # nothing doubled
+                # every accepted report is there (a request cut off mid-flight may add one)
+                assert accepted[eid] <= len(report_ids) <= accepted[eid] + 1
+    finally:
+        p.stop()
+
+
+def test_sigkill_of_the_broker_alone_is_restored_and_work_goes_on(root: Path):
+    p = launch(root)
+    try:
+        p.wait_ready()
+        eid = f"brk_{uuid.uuid4().hex[:8]}"
+        with _client(p) as api:
+            api.post("/api/v1/executions", json={"execution_id": eid, "plan": {"steps": [
+                {"id": "a"}, {"id": "b", "dependsOn": ["a"]}]}})
+            wait_for(lambda: _detail(api, eid).get("last_seq") == 1)
+            api.post("/api/v1/events", json={"events": step_reports(eid, "a", "ERP", 0, 10)})
+            wait_for(lambda: _detail(api, eid).get("last_seq") == 3)
+            before = _events(api, eid)
+            [broker] = p.children("tansu")
+            signal_broker = __import__("os").kill
+            signal_broker(broker, signal.SIGKILL)
+            wait_for(lambda: p.children("tansu") not in ([], [broker]), timeout=60)
+            p.wait_ready()
+            assert api.post("/api/v1/events", json={
+                "events": step_reports(eid, "b", "ERP", 20, 30)}).status_code == 202
+            final = wait_for(lambda: (d := _detail(api, eid))["status"] == "succeeded" and d,
+                             timeout=60)
+            after = _events(api, eid)
+            assert after[:3] == before and final["last_seq"] == 6
+            assert [e["seq"] for e in after] == [1, 2, 3, 4, 5, 6]
+    finally:
+        p.stop()
