@@ -40,7 +40,7 @@ class AppContext:
             self.accepted.popitem(last=False)
 
 
-def get_context(request: Request) -> AppContext:
+async def get_context(request: Request) -> AppContext:
     ctx: AppContext = request.app.state.ctx
     return ctx
 

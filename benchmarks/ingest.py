@@ -148,8 +148,23 @@ async def single_event_rate(base_url: str, seconds: float = 5.0) -> float:
                 i += 1
 
         t0 = time.perf_counter()
-        await asyncio.gather(*(loop(w) for w in range(16)))
+        await asyncio.gather(*(loop(w) for w in range(64)))
         return count / (time.perf_counter() - t0)
+
+
+async def big_batch_latency(base_url: str, n: int = 10) -> float:
+    """Mean time of one 5,000-event `POST /events`, requests one after another (ms)."""
+    times = []
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
+        for _ in range(n):
+            eids = [f"big_{uuid.uuid4().hex[:16]}" for _ in range(500)]
+            body = orjson.dumps({"events": [e for eid in eids for e in _events_for(eid)]})
+            t0 = time.perf_counter()
+            r = await client.post("/api/v1/events", content=body,
+                                  headers={"content-type": "application/json"})
+            r.raise_for_status()
+            times.append(time.perf_counter() - t0)
+    return statistics.mean(times) * 1000
 
 
 def main(events: int = 50_000, batch: int = 1_000) -> None:
@@ -164,9 +179,12 @@ def main(events: int = 50_000, batch: int = 1_000) -> None:
         e2e = asyncio.run(end_to_end(base_url, events, batch))
         print(f"end to end: {e2e}", flush=True)
         single = asyncio.run(single_event_rate(base_url))
-        print(f"single-event requests: {single:,.0f} req/s", flush=True)
+        print(f"single-event requests (64 concurrent clients): {single:,.0f} req/s", flush=True)
+        big_ms = asyncio.run(big_batch_latency(base_url))
+        print(f"one 5,000-event request (sequential): {big_ms:.1f} ms", flush=True)
     result = {"bench": "ingest", "machine": machine(), **e2e,
               "single_event_req_per_s": round(single, 1),
+              "batch_5000_request_ms": round(big_ms, 1),
               "baseline_msgs_per_s": round(baseline, 1),
               "baseline_events_per_s": round(baseline * STEPS * 2, 1),
               "ratio": round(e2e["events_per_s"] / (baseline * STEPS * 2), 4), "batch": batch,

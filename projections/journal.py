@@ -1,9 +1,11 @@
 """The journal: what the API accepted, written to ClickHouse before it goes to Kafka.
 
 One writer per API process group-commits concurrent requests (one chDB insert costs
-~10 ms whatever its size): it gathers entries for up to ``window`` seconds or
-``max_rows`` rows, gives them increasing ``journal_pos`` values, inserts them, appends
-their messages to the topics in that order, and only then answers the waiting requests.
+~10 ms whatever its size): it takes what queued up while the previous commit ran (up to
+``max_rows``; commits at least ``window`` apart), gives the entries increasing
+``journal_pos`` values, inserts them, appends their messages to the topics in that
+order, and only then answers the waiting requests. The next group is inserted while the
+previous one is being published.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class Entry:
     received_at: int
     tenant: str = "default"
     actor: str = "anonymous"
+    journal_pos: int = 0  # given by the writer
 
 
 Publish = Callable[[Sequence[tuple[str, str, bytes]]], Awaitable[None]]
@@ -50,7 +53,7 @@ class _Pending:
 
 class JournalWriter:
     def __init__(
-        self, ch: ClickHouse, database: str, publish: Publish, *, window: float = 0.025,
+        self, ch: ClickHouse, database: str, publish: Publish, *, window: float = 0.01,
         max_rows: int = 2_000,
     ) -> None:  # fmt: skip
         self.ch = ch
@@ -61,6 +64,7 @@ class JournalWriter:
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._last_pos = 0
+        self._last_insert_at = 0.0
         self.commits = 0
         self.last_commit_ms = 0.0
 
@@ -92,12 +96,34 @@ class JournalWriter:
         return list(range(start, start + n))
 
     async def _run(self) -> None:
-        while True:
-            first = await self._queue.get()
-            group = [first]
-            rows = len(first.entries)
-            deadline = time.monotonic() + self.window
-            while rows < self.max_rows:
+        # Pipelined: the next group is collected and inserted while the previous one is
+        # still being published; publishes stay in journal_pos order.
+        to_publish: asyncio.Queue[tuple[list[_Pending], list[Entry]]] = asyncio.Queue(4)
+        publisher = asyncio.create_task(self._publish_in_order(to_publish))
+        try:
+            while True:
+                group = await self._collect()
+                entries = [e for p in group for e in p.entries]
+                try:
+                    await self._insert(entries)
+                except Exception as exc:
+                    self._fail(group, exc)
+                    continue
+                await to_publish.put((group, entries))
+        finally:
+            publisher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await publisher
+
+    async def _collect(self) -> list[_Pending]:
+        """What queued up meanwhile, waiting only as long as needed to keep commits at
+        least ``window`` apart (a chDB insert costs ~10 ms whatever its size)."""
+        first = await self._queue.get()
+        group = [first]
+        rows = len(first.entries)
+        deadline = self._last_insert_at + self.window
+        while rows < self.max_rows:
+            if self._queue.empty():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
@@ -105,38 +131,49 @@ class JournalWriter:
                     nxt = await asyncio.wait_for(self._queue.get(), remaining)
                 except TimeoutError:
                     break
-                group.append(nxt)
-                rows += len(nxt.entries)
-            await self._commit(group)
+            else:
+                nxt = self._queue.get_nowait()
+            group.append(nxt)
+            rows += len(nxt.entries)
+        return group
 
-    async def _commit(self, group: list[_Pending]) -> None:
-        entries = [e for p in group for e in p.entries]
+    async def _insert(self, entries: list[Entry]) -> None:
+        self._last_insert_at = time.monotonic()
         positions = self._next_positions(len(entries))
         t0 = time.perf_counter()
-        try:
-            columns: list[list[Any]] = [
-                positions, [e.received_at for e in entries], [e.tenant for e in entries],
-                [e.actor for e in entries], [e.action for e in entries],
-                [e.execution_id for e in entries], [list(e.ids) for e in entries],
-                [e.topic for e in entries], [e.payload.decode() for e in entries],
-            ]  # fmt: skip
-            await self.ch.insert("journal", columns, COLUMNS, database=self.database,
-                                 token=f"journal-{positions[0]}-{positions[-1]}")
-            await self.publish([(e.topic, e.execution_id, e.payload) for e in entries])
-        except Exception as exc:  # every waiting request learns it was not accepted
-            log.warning("journal commit of %d entries failed: %r", len(entries), exc)
+        columns: list[list[Any]] = [
+            positions, [e.received_at for e in entries], [e.tenant for e in entries],
+            [e.actor for e in entries], [e.action for e in entries],
+            [e.execution_id for e in entries], [list(e.ids) for e in entries],
+            [e.topic for e in entries], [e.payload for e in entries],
+        ]  # fmt: skip
+        await self.ch.insert("journal", columns, COLUMNS, database=self.database,
+                             token=f"journal-{positions[0]}-{positions[-1]}")
+        self.last_commit_ms = (time.perf_counter() - t0) * 1000
+        for e, pos in zip(entries, positions, strict=True):
+            object.__setattr__(e, "journal_pos", pos)
+
+    async def _publish_in_order(
+        self, queue: asyncio.Queue[tuple[list[_Pending], list[Entry]]]
+    ) -> None:
+        while True:
+            group, entries = await queue.get()
+            try:
+                await self.publish([(e.topic, e.execution_id, e.payload) for e in entries])
+            except Exception as exc:  # journaled but not on the topic: restore re-appends
+                self._fail(group, exc)
+                continue
+            self.commits += 1
             for p in group:
                 if not p.done.done():
-                    p.done.set_exception(exc)
-            return
-        self.commits += 1
-        self.last_commit_ms = (time.perf_counter() - t0) * 1000
-        i = 0
+                    p.done.set_result([e.journal_pos for e in p.entries])
+
+    @staticmethod
+    def _fail(group: list[_Pending], exc: Exception) -> None:
+        log.warning("journal commit of %d requests failed: %r", len(group), exc)
         for p in group:
-            n = len(p.entries)
             if not p.done.done():
-                p.done.set_result(positions[i:i + n])
-            i += n
+                p.done.set_exception(exc)
 
 
 async def audit_log(
