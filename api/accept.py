@@ -44,7 +44,7 @@ async def _with_archived_states(ctx: AppContext, entries: Sequence[Entry]) -> li
     unknown = {e.execution_id for e in entries if ctx.hot_until.get(e.execution_id, 0) < now}
     if not unknown:
         return list(entries)
-    finished = await queries.finished_states(ctx.ch, unknown, database=ctx.db)
+    finished = await queries.load_states(ctx.ch, unknown, finished_only=True, database=ctx.db)
     # An execution that is not finished now cannot be evicted before it finishes and then
     # stays a full TTL: no need to look again for half that time.
     for eid in unknown - finished.keys():

@@ -17,6 +17,7 @@ from api.bus import CommandBus
 from api.deps import AppContext
 from api.drain import drain
 from api.envelope import install_error_handlers
+from api.reconcile import reconcile_forever
 from api.routes import audit, executions, health, ingest, live, tracking
 from api.startup import check_partitions, restore_if_needed
 from api.tail import EventTail
@@ -51,11 +52,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                          projector=projector, restoring=True)  # fmt: skip
         app.state.ctx = ctx
         restoring = asyncio.create_task(restore_if_needed(ctx), name="restore")
+        reconciling = asyncio.create_task(reconcile_forever(ctx), name="reconcile")
         log.info("api serving on %s:%s", settings.host, settings.port)
         try:
             yield
         finally:
             restoring.cancel()
+            reconciling.cancel()
             if not ctx.restoring:
                 try:
                     await drain(ctx)

@@ -52,35 +52,19 @@ def event_of(row: dict[str, Any]) -> Event:
 
 
 async def load_states(
-    ch: ClickHouse, execution_ids: Iterable[str], *, database: str = DEFAULT_DATABASE
+    ch: ClickHouse, execution_ids: Iterable[str], *, finished_only: bool = False,
+    database: str = DEFAULT_DATABASE,
 ) -> dict[str, ExecutionState]:
-    """The latest projected state of each id that has one (execution ids are global)."""
+    """The latest projected state of each id that has one (execution ids are global);
+    with ``finished_only``, of those that have finished."""
     db = identifier(database)
     ids = sorted(set(execution_ids))
+    finished = " AND status IN ('succeeded', 'failed', 'stopped')" if finished_only else ""
     states: dict[str, ExecutionState] = {}
     for i in range(0, len(ids), _ID_CHUNK):
         rows = await ch.query(
             f"SELECT execution_id, state FROM {db}.executions FINAL "
-            "WHERE execution_id IN {ids:Array(String)}",
-            {"ids": ids[i : i + _ID_CHUNK]},
-        )
-        for row in rows:
-            states[row["execution_id"]] = ExecutionState.model_validate_json(row["state"])
-    return states
-
-
-async def finished_states(
-    ch: ClickHouse, execution_ids: Iterable[str], *, database: str = DEFAULT_DATABASE
-) -> dict[str, ExecutionState]:
-    """The projected state of each id whose execution has finished."""
-    db = identifier(database)
-    ids = sorted(set(execution_ids))
-    states: dict[str, ExecutionState] = {}
-    for i in range(0, len(ids), _ID_CHUNK):
-        rows = await ch.query(
-            f"SELECT execution_id, state FROM {db}.executions FINAL "
-            "WHERE execution_id IN {ids:Array(String)} "
-            "AND status IN ('succeeded', 'failed', 'stopped')",
+            "WHERE execution_id IN {ids:Array(String)}" + finished,
             {"ids": ids[i : i + _ID_CHUNK]},
         )
         for row in rows:

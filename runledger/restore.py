@@ -66,15 +66,23 @@ async def archive_has_data(ch: ClickHouse, database: str) -> bool:
     return bool(rows and int(rows[0]["n"]) > 0)
 
 
-async def uncited_entries(ch: ClickHouse, database: str) -> list[dict]:
-    """Journal entries with an id that no archived event names as its cause."""
+async def uncited_entries(
+    ch: ClickHouse, database: str, *, after_pos: int = 0, before_ms: int | None = None
+) -> list[dict]:
+    """Journal entries (after ``after_pos``, received before ``before_ms``) with an id that
+    no archived event names as its cause."""
     db = identifier(database)
+    scope = "journal_pos > {after:UInt64}"
+    if before_ms is not None:
+        scope += " AND received_at < fromUnixTimestamp64Milli({before:Int64}, 'UTC')"
     return await ch.query(
         "SELECT journal_pos, any(topic) AS topic, any(execution_id) AS execution_id, "
         "any(tenant) AS tenant, any(payload) AS payload "
-        f"FROM {db}.journal ARRAY JOIN ids AS id "
-        f"WHERE id NOT IN (SELECT cause_id FROM {db}.events) "
-        "GROUP BY journal_pos ORDER BY journal_pos"
+        f"FROM {db}.journal ARRAY JOIN ids AS id WHERE {scope} "
+        f"AND id NOT IN (SELECT cause_id FROM {db}.events WHERE execution_id IN "
+        f"(SELECT execution_id FROM {db}.journal WHERE {scope})) "
+        "GROUP BY journal_pos ORDER BY journal_pos",
+        {"after": after_pos, "before": before_ms or 0},
     )
 
 
@@ -121,37 +129,64 @@ async def restore(
     targets = sorted(set(await unfinished_execution_ids(ch, database)) | touched)
     log.info("restore: %d executions to rehydrate, %d journal entries to append again",
              len(targets), len(entries))  # fmt: skip
-    states = await archived_states(ch, database, targets)
-    # The worker reads both input topics and their relative order is not kept: the state
-    # goes on each, so whatever follows on either topic finds it there first.
-    inputs = (settings.topic("commands"), settings.topic("step-events"))
-    now = int(time.time() * 1000)
-    pending = []
-    for i, (eid, state) in enumerate(states.items(), 1):
-        msg = Rehydrate(execution_id=eid, tenant=state.tenant, received_at=now,
-                        state=state.model_dump(mode="json"))  # fmt: skip
-        body = msg.model_dump_json().encode()
-        for topic in inputs:
-            pending.append(await producer.send(topic, body, key=eid.encode()))
-        if i % CHUNK == 0 or i == len(states):
-            for fut in pending:
-                await fut
-            pending.clear()
-            _tell(progress, "executions", i, len(states))
-    report.executions = len(states)
-    for i, e in enumerate(entries, 1):
-        pending.append(await producer.send(e["topic"], e["payload"].encode(),
-                                           key=e["execution_id"].encode()))  # fmt: skip
-        if i % CHUNK == 0 or i == len(entries):
-            for fut in pending:
-                await fut
-            pending.clear()
-            _tell(progress, "entries", i, len(entries))
+    report.executions = await _rehydrate(settings, ch, producer, targets, database, progress)
+    await _append(producer, entries, progress)
     report.entries = len(entries)
     report.seconds = time.monotonic() - t0
     log.info("restore done: %d executions, %d entries in %.2fs", report.executions,
              report.entries, report.seconds)  # fmt: skip
     return report
+
+
+async def reappend(
+    settings: Settings, ch: ClickHouse, producer: AIOKafkaProducer, entries: list[dict], *,
+    database: str,
+) -> None:
+    """Append ``entries`` again, their executions' archived states in front of them."""
+    eids = sorted({e["execution_id"] for e in entries})
+    await _rehydrate(settings, ch, producer, eids, database, None)
+    await _append(producer, entries, None)
+
+
+async def _rehydrate(
+    settings: Settings, ch: ClickHouse, producer: AIOKafkaProducer, execution_ids: list[str],
+    database: str, progress: Progress | None,
+) -> int:
+    states = await archived_states(ch, database, execution_ids)
+    # The worker reads both input topics and their relative order is not kept: the state
+    # goes on each, so whatever follows on either topic finds it there first.
+    inputs = (settings.topic("commands"), settings.topic("step-events"))
+    now = int(time.time() * 1000)
+    items = []
+    for eid, state in states.items():
+        body = Rehydrate(execution_id=eid, tenant=state.tenant, received_at=now,
+                         state=state.model_dump(mode="json")).model_dump_json().encode()
+        items.append([(topic, eid, body) for topic in inputs])
+    await _send_in_order(producer, items, "executions", progress)
+    return len(states)
+
+
+async def _append(
+    producer: AIOKafkaProducer, entries: list[dict], progress: Progress | None
+) -> None:
+    items = [[(e["topic"], e["execution_id"], e["payload"].encode())] for e in entries]
+    await _send_in_order(producer, items, "entries", progress)
+
+
+async def _send_in_order(
+    producer: AIOKafkaProducer, items: list[list[tuple[str, str, bytes]]], phase: str,
+    progress: Progress | None,
+) -> None:
+    """Send each item's records (keyed by execution id), awaiting acks every CHUNK items."""
+    pending = []
+    for i, records in enumerate(items, 1):
+        for topic, key, value in records:
+            pending.append(await producer.send(topic, value, key=key.encode()))
+        if i % CHUNK == 0 or i == len(items):
+            for fut in pending:
+                await fut
+            pending.clear()
+            _tell(progress, phase, i, len(items))
 
 
 def _tell(progress: Progress | None, phase: str, done: int, total: int) -> None:

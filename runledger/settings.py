@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     ws_heartbeat_interval: float = 15.0
     projector_max_batch: int = 5_000
     projector_max_delay: float = 0.5
+    reconcile_after: float = 30.0
+    reconcile_interval: float = 10.0
     log_level: str = "INFO"
 
     @property

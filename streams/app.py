@@ -95,6 +95,7 @@ class ExecutionWorker:
         self.app.agent(self.source, name="advance")(self._advance)
         self.app.timer(s.timer_scan_interval)(self._scan_timers)
         self._due: dict[bytes, int] = {}
+        self._seen_offsets: dict[tuple[str, int], int] = {}
         self._woken: dict[bytes, float] = {}
         self._indexed_partitions: frozenset[Any] = frozenset()
 
@@ -107,6 +108,7 @@ class ExecutionWorker:
     async def _apply_batch(self, batch: list[EventT]) -> None:
         grouped: dict[str, list[tuple[EventT, Message]]] = {}
         acks: list[Any] = []
+        self._check_offsets(batch)
         for ev in batch:
             try:
                 msg = _decode_message(ev.value)
@@ -148,6 +150,19 @@ class ExecutionWorker:
                 with _changelog_partition_of(ev):
                     del self.table[key]  # a tombstone on the changelog
             self._due.pop(key, None)
+
+    def _check_offsets(self, batch: list[EventT]) -> None:
+        """Every input message must reach the agent: warn when a partition's offsets jump
+        (messages consumed but never applied would be lost silently otherwise)."""
+        for ev in batch:
+            m = ev.message
+            tp = (m.topic, m.partition)
+            last = self._seen_offsets.get(tp)
+            if last is not None and m.offset > last + 1:
+                log.warning("offsets %d..%d of %s/%d never reached the agent", last + 1,
+                            m.offset - 1, m.topic, m.partition)  # fmt: skip
+            if last is None or m.offset > last:
+                self._seen_offsets[tp] = m.offset
 
     def _evictable(self, state: ExecutionState, msgs: list[Message]) -> bool:
         """A finished execution leaves the hot set once a wake finds it past the TTL (the

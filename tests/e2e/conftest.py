@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ class Product:
     ws_url: str
     data_dir: Path
     log_path: Path
+    kafka_port: int = 0
 
     def children(self, needle: str) -> list[int]:
         """PIDs of the supervisor's children whose command line contains ``needle``."""
@@ -106,7 +108,7 @@ def launch(root: Path, *, port: int | None = None, kafka_port: int | None = None
         proc = subprocess.Popen([sys.executable, "-m", "runledger.cli", "run"], env=env,
                                 stdout=log, stderr=subprocess.STDOUT)
     return Product(proc, f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}", root / "data",
-                   log_path)
+                   log_path, kafka_port)
 
 
 @pytest.fixture(scope="session")
@@ -136,3 +138,36 @@ def wait_for(fn, timeout: float = 30.0, interval: float = 0.2):
         if time.monotonic() > deadline:
             raise TimeoutError(f"condition not met within {timeout}s (last: {value!r})")
         time.sleep(interval)
+
+
+class Reporter(threading.Thread):
+    """Posts one `log` event per execution per round until stopped, like a busy external
+    system; ``accepted`` counts, per execution, the reports that got a 202."""
+
+    def __init__(self, base_url: str, eids: list[str], pause: float = 0.0) -> None:
+        super().__init__(daemon=True)
+        self.base_url, self.eids, self.pause = base_url, eids, pause
+        self.accepted = dict.fromkeys(eids, 0)
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        n = 0
+        with httpx.Client(base_url=self.base_url, timeout=30) as api:
+            while not self._halt.is_set():
+                batch = [{"event_id": f"{eid}-{n}", "execution_id": eid, "event_type": "log",
+                          "timestamp": "2025-09-01T10:00:00Z", "message": f"line {n}"}
+                         for eid in self.eids]  # fmt: skip
+                try:
+                    ok = api.post("/api/v1/events", json={"events": batch}).status_code == 202
+                except httpx.HTTPError:
+                    ok = False
+                if ok:
+                    for eid in self.eids:
+                        self.accepted[eid] += 1
+                n += 1
+                time.sleep(self.pause)
+
+    def stop(self) -> dict[str, int]:
+        self._halt.set()
+        self.join()
+        return self.accepted

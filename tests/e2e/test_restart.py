@@ -7,7 +7,6 @@ events archive) is the durable record, and the API restores the broker from it.
 from __future__ import annotations
 
 import signal
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import Product, launch, wait_for
+from tests.e2e.conftest import Product, Reporter, launch, wait_for
 from tests.e2e.test_tracked import step_reports
 
 
@@ -90,31 +89,11 @@ def test_sigkill_of_every_process_loses_no_accepted_report_and_doubles_nothing(r
     p = launch(root)
     p.wait_ready()
     eids = [f"kill_{uuid.uuid4().hex[:6]}_{i}" for i in range(20)]
-    accepted: dict[str, int] = dict.fromkeys(eids, 0)
-    stop = threading.Event()
-
-    def report_forever() -> None:
-        n = 0
-        with _client(p) as api:
-            while not stop.is_set():
-                batch = [{"event_id": f"{eid}-{n}", "execution_id": eid, "event_type": "log",
-                          "timestamp": "2025-09-01T10:00:00Z", "message": f"line {n}"}
-                         for eid in eids]  # fmt: skip
-                try:
-                    ok = api.post("/api/v1/events", json={"events": batch}).status_code == 202
-                except httpx.HTTPError:
-                    ok = False
-                if ok:
-                    for eid in eids:
-                        accepted[eid] += 1
-                n += 1
-
-    sender = threading.Thread(target=report_forever)
-    sender.start()
+    reporter = Reporter(p.base_url, eids)
+    reporter.start()
     time.sleep(4)
     p.kill_everything()
-    stop.set()
-    sender.join()
+    accepted = reporter.stop()
     assert min(accepted.values()) > 0
 
     p = launch(root)
