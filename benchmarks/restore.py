@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._harness import free_port, machine  # noqa: E402
 from projections.clickhouse import ClickHouse  # noqa: E402
 from projections.journal import COLUMNS  # noqa: E402
-from projections.projector import write_projection  # noqa: E402
 from projections.rows import project  # noqa: E402
 from projections.schema import migrate  # noqa: E402
+from projections.writer import write_projection  # noqa: E402
 from runledger.broker import EmbeddedBroker  # noqa: E402
 from runledger.kafka import create_topics, make_producer  # noqa: E402
 from runledger.restore import restore  # noqa: E402

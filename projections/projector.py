@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -24,7 +23,8 @@ from pydantic import ValidationError
 from projections.clickhouse import ClickHouse
 from projections.queries import load_states
 from projections.rows import Projection, project
-from projections.schema import DEFAULT_DATABASE, migrate
+from projections.schema import DEFAULT_DATABASE
+from projections.writer import write_projection
 from runledger.kafka import make_consumer
 from runledger.settings import Settings
 from streams.contracts import Event, EventsMessage
@@ -45,29 +45,6 @@ class ProjectorStats:
     undecodable: int = 0
     last_flush_ms: float = 0.0
     last_insert_ms: dict[str, float] = field(default_factory=dict)
-
-
-async def write_projection(
-    ch: ClickHouse, proj: Projection, *, database: str = DEFAULT_DATABASE
-) -> dict[str, float]:
-    """Insert events, then step_records, then executions, each with the batch's token.
-
-    Re-sending the same batch (a crash before the offset commit) is dropped by
-    ClickHouse. Returns each insert's duration in ms.
-    """
-    timings: dict[str, float] = {}
-    if proj.empty:
-        return timings
-    token = proj.token
-    for table, rows in (("events", proj.events), ("step_records", proj.step_records),
-                        ("executions", proj.executions)):  # fmt: skip
-        if not len(rows):
-            continue
-        started = time.perf_counter()
-        await ch.insert(table, rows.columns, rows.names, database=database,
-                        token=f"{token}:{table}")  # fmt: skip
-        timings[table] = (time.perf_counter() - started) * 1000
-    return timings
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -370,46 +347,3 @@ class Projector:
             "buffered_events": self._buffered_events,
             "last_flush_at": self.last_flush_at,
         }
-
-
-async def run_projector(settings: Settings, *, database: str = DEFAULT_DATABASE) -> None:
-    """Run a projector on its own until SIGTERM/SIGINT (for a ClickHouse server DSN).
-
-    With chDB the projector belongs inside the API process (one process per data dir).
-    """
-    ch = ClickHouse(settings.dsn)
-    if ch.is_chdb:
-        log.warning("standalone projector on a chDB dir: no other process may open %s",
-                    settings.dsn)  # fmt: skip
-    try:
-        await migrate(ch, database)
-        projector = Projector(settings, ch, database=database)
-        await projector.start()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        stopper = asyncio.create_task(stop.wait())
-        worker = asyncio.create_task(projector.wait())
-        await asyncio.wait({stopper, worker}, return_when=asyncio.FIRST_COMPLETED)
-        stopper.cancel()
-        failed = worker.done() and worker.exception() is not None
-        await projector.stop()
-        await asyncio.gather(worker, return_exceptions=True)
-        if failed:
-            raise RuntimeError("projector stopped unexpectedly") from worker.exception()
-    finally:
-        ch.close()
-
-
-def main() -> None:
-    from runledger.logs import setup_logging
-    from runledger.settings import get_settings
-
-    settings = get_settings()
-    setup_logging(settings.log_level, "projector")
-    asyncio.run(run_projector(settings))
-
-
-if __name__ == "__main__":
-    main()

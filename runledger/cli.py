@@ -129,7 +129,7 @@ def projector() -> None:
     settings = _start("projector")
 
     def entry(s: Settings) -> None:
-        from projections.projector import run_projector
+        from projections.service import run_projector
 
         result: object = run_projector(s)
         if inspect.iscoroutine(result):  # async or sync entry point, both work

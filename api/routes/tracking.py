@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import Ctx
 from api.envelope import ok
-from projections import queries
+from projections import tracking
 
 router = APIRouter(prefix="/api/v1/tracking", tags=["tracking"])
 ExecQuery = Annotated[str, Query(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:\-]+$")]
@@ -17,7 +17,7 @@ ExecQuery = Annotated[str, Query(min_length=1, max_length=200, pattern=r"^[A-Za-
 @router.get("/summary")
 async def tracking_summary(execution_id: ExecQuery, ctx: Ctx):
     """Systems, modules, plans, cross-system ratio, average duration, failed steps."""
-    return ok(await queries.tracking_summary(ctx.ch, execution_id, database=ctx.db))
+    return ok(await tracking.tracking_summary(ctx.ch, execution_id, database=ctx.db))
 
 
 @router.get("/records")
@@ -27,5 +27,5 @@ async def tracking_records(
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ):  # fmt: skip
     """One record per step attempt that started."""
-    return ok(await queries.tracking_records(ctx.ch, execution_id, limit, cursor,
+    return ok(await tracking.tracking_records(ctx.ch, execution_id, limit, cursor,
                                               database=ctx.db))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from projections import queries, schema
+from projections import queries, schema, tracking
 from projections.clickhouse import ClickHouse
-from projections.projector import write_projection
 from projections.rows import project
+from projections.writer import write_projection
 from streams.contracts import iso_ms
 from tests.event_factory import T0, History, recon_execution, single_system_execution
 
@@ -43,8 +43,8 @@ async def test_two_batches_then_resends_project_exactly(clickhouse: ClickHouse, 
     counts = await _raw_counts(ch, db)
     # 17 + 5 events; 2 executions x 2 batches; step rows per batch: (3 + 1) then (4 + 1)
     assert counts == {"events": 22, "executions": 4, "step_records": 9}
-    summary = await queries.tracking_summary(ch, "exec_recon", database=db)
-    records = await queries.tracking_records(ch, "exec_recon", limit=100, database=db)
+    summary = await tracking.tracking_summary(ch, "exec_recon", database=db)
+    records = await tracking.tracking_records(ch, "exec_recon", limit=100, database=db)
 
     # A crash after the inserts but before the offset commit: the same batch is folded
     # again from the same prior states, so the same rows carry the same tokens.
@@ -57,8 +57,8 @@ async def test_two_batches_then_resends_project_exactly(clickhouse: ClickHouse, 
     assert redelivered.empty and redelivered.duplicates == len(batch2)
 
     assert await _raw_counts(ch, db) == counts
-    assert await queries.tracking_summary(ch, "exec_recon", database=db) == summary
-    assert await queries.tracking_records(ch, "exec_recon", limit=100, database=db) == records
+    assert await tracking.tracking_summary(ch, "exec_recon", database=db) == summary
+    assert await tracking.tracking_records(ch, "exec_recon", limit=100, database=db) == records
 
 
 async def test_reads_match_the_figures_worked_out_by_hand(clickhouse: ClickHouse, database: str):
@@ -88,7 +88,7 @@ async def test_reads_match_the_figures_worked_out_by_hand(clickhouse: ClickHouse
     assert await queries.execution_detail(ch, "nope", database=db) is None
     assert await queries.execution_detail(ch, "exec_recon", "other", database=db) is None
 
-    page = await queries.tracking_records(ch, "exec_recon", limit=100, database=db)
+    page = await tracking.tracking_records(ch, "exec_recon", limit=100, database=db)
     got = [
         (r["step_id"], r["attempt"], r["status"], r["started_at"], r["finished_at"],
          r["duration_ms"], r["system"], r["module"], r["error_type"])
@@ -113,24 +113,24 @@ async def test_reads_match_the_figures_worked_out_by_hand(clickhouse: ClickHouse
     # cursor pages: same rows, same order, no OFFSET
     seen, cursor = [], None
     while True:
-        p = await queries.tracking_records(ch, "exec_recon", limit=3, cursor=cursor, database=db)
+        p = await tracking.tracking_records(ch, "exec_recon", limit=3, cursor=cursor, database=db)
         seen.extend(p["items"])
         cursor = p["next_cursor"]
         if cursor is None:
             break
     assert seen == page["items"]
-    erp_records = await queries.tracking_records(ch, "exec_erp", database=db)
+    erp_records = await tracking.tracking_records(ch, "exec_erp", database=db)
     assert [(r["step_id"], r["status"], r["finished_at"], r["duration_ms"])
             for r in erp_records["items"]] == [("load", "succeeded", iso_ms(T0 + 160), 100),
                                                ("reserve", "running", None, None)]  # fmt: skip
-    failed_only = await queries.tracking_records(ch, status="failed", database=db)
+    failed_only = await tracking.tracking_records(ch, status="failed", database=db)
     assert [(r["step_id"], r["attempt"]) for r in failed_only["items"]] == [
         ("match", 1), ("post", 1),
     ]  # fmt: skip
 
     # Summary of one execution: 3 systems, 4 modules, 1 plan, touches >= 2 systems,
     # 3200 ms, 1 step whose last attempt failed (match failed once but then succeeded).
-    one = await queries.tracking_summary(ch, "exec_recon", database=db)
+    one = await tracking.tracking_summary(ch, "exec_recon", database=db)
     assert {k: one[k] for k in ("systems", "modules", "plans", "cross_system_ratio",
                                 "avg_duration_ms", "failed_steps", "runs", "executions")} == {
         "systems": 3, "modules": 4, "plans": 1, "cross_system_ratio": 1.0,
@@ -138,14 +138,14 @@ async def test_reads_match_the_figures_worked_out_by_hand(clickhouse: ClickHouse
     }  # fmt: skip
     # Both executions (window around T0): 1 of 2 crosses systems; Stock is a 5th module;
     # the running one has no duration yet.
-    both = await queries.tracking_summary(ch, since_ms=T0 - 1, until_ms=T0 + 60_000, database=db)
+    both = await tracking.tracking_summary(ch, since_ms=T0 - 1, until_ms=T0 + 60_000, database=db)
     assert {k: both[k] for k in ("systems", "modules", "plans", "cross_system_ratio",
                                  "avg_duration_ms", "failed_steps", "runs", "executions")} == {
         "systems": 3, "modules": 5, "plans": 1, "cross_system_ratio": 0.5,
         "avg_duration_ms": 3200.0, "failed_steps": 1, "runs": 1,
         "executions": {"failed": 1, "running": 1},
     }  # fmt: skip
-    later = await queries.tracking_summary(ch, now_ms=T0 + 3 * 86_400_000, database=db)
+    later = await tracking.tracking_summary(ch, now_ms=T0 + 3 * 86_400_000, database=db)
     assert later["executions"] == {} and later["avg_duration_ms"] is None
 
     logs = await queries.execution_logs(ch, "exec_recon", database=db)
@@ -171,11 +171,11 @@ async def test_a_retracted_attempt_disappears_from_the_records(
     h.add("step_skipped", T0 + 150, "s")
     h.add("step_succeeded", T0 + 300, "s")
     await _project_and_write(ch, db, h.events)
-    before = await queries.tracking_records(ch, "exec_late", database=db)
+    before = await tracking.tracking_records(ch, "exec_late", database=db)
     assert [(r["attempt"], r["status"]) for r in before["items"]] == [(2, "succeeded")]
     h.add("step_started", T0 + 100, "s")  # a late start: one attempt, 100..300
     await _project_and_write(ch, db, h.events[3:])
-    after = await queries.tracking_records(ch, "exec_late", database=db)
+    after = await tracking.tracking_records(ch, "exec_late", database=db)
     assert [(r["attempt"], r["status"], r["duration_ms"]) for r in after["items"]] == [
         (1, "succeeded", 200),
     ]  # fmt: skip

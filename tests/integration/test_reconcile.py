@@ -10,8 +10,8 @@ from aiokafka import TopicPartition
 
 from projections.clickhouse import ClickHouse
 from projections.journal import COLUMNS
-from projections.projector import write_projection
 from projections.rows import project
+from projections.writer import write_projection
 from runledger.kafka import create_topics, make_consumer, make_producer
 from runledger.restore import reappend, uncited_entries
 from runledger.settings import Settings

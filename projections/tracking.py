@@ -1,0 +1,180 @@
+"""Tracking reads: the summary figures and one record per step attempt."""
+
+from __future__ import annotations
+
+import base64
+import math
+import time
+from typing import Any
+
+import orjson
+
+from projections.clickhouse import ClickHouse, identifier
+from projections.queries import DAY_MS
+from projections.schema import DEFAULT_DATABASE
+from streams.contracts import iso_ms
+
+
+def _iso(ms: int | None) -> str | None:
+    return iso_ms(int(ms)) if ms is not None else None
+
+
+def _scope(
+    execution_id: str | None,
+    workflow_id: str | None,
+    since_ms: int | None,
+    until_ms: int | None,
+) -> tuple[str, dict[str, Any]]:
+    """WHERE fragments (after ``tenant = …``) shared by the tracking reads."""
+    sql = ""
+    params: dict[str, Any] = {}
+    if execution_id is not None:
+        sql += " AND execution_id = {eid:String}"
+        params["eid"] = execution_id
+    if workflow_id is not None:
+        sql += " AND workflow_id = {wf:String}"
+        params["wf"] = workflow_id
+    if since_ms is not None:
+        sql += " AND started_at >= fromUnixTimestamp64Milli({since:Int64}, 'UTC')"
+        params["since"] = since_ms
+    if until_ms is not None:
+        sql += " AND started_at < fromUnixTimestamp64Milli({until:Int64}, 'UTC')"
+        params["until"] = until_ms
+    return sql, params
+
+
+def _number(value: Any) -> float | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return round(float(value), 2)
+
+
+async def tracking_summary(
+    ch: ClickHouse,
+    execution_id: str | None = None,
+    tenant: str = "default",
+    *,
+    workflow_id: str | None = None,
+    since_ms: int | None = None,
+    until_ms: int | None = None,
+    now_ms: int | None = None,
+    database: str = DEFAULT_DATABASE,
+) -> dict[str, Any]:
+    """DESIGN "Definitions for statistics" over executions started in [since, until).
+
+    Without an ``execution_id`` and without bounds the window is the last 24 h; with an
+    ``execution_id`` there is no window unless one is given.
+    """
+    db = identifier(database)
+    if execution_id is None and since_ms is None and until_ms is None:
+        until_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+        since_ms = until_ms - DAY_MS
+    where, params = _scope(execution_id, workflow_id, since_ms, until_ms)
+    params["tenant"] = tenant
+    rows = await ch.query(
+        "SELECT status, count() AS n, countIf(length(systems) >= 2) AS cross_system, "
+        "ifNull(sumIf(duration_ms, finished_at IS NOT NULL), 0) AS dur_sum, "
+        "countIf(finished_at IS NOT NULL AND duration_ms IS NOT NULL) AS dur_n, "
+        "sum(failed_steps) AS failed_step_sum, groupUniqArrayArray(systems) AS system_set, "
+        "groupUniqArrayArray(modules) AS module_set, "
+        "groupUniqArrayIf(plan_id, plan_id IS NOT NULL) AS plan_set "
+        f"FROM {db}.executions FINAL WHERE tenant = {{tenant:String}}{where} GROUP BY status",
+        params,
+    )
+    by_status = {r["status"]: int(r["n"]) for r in rows}
+    total = sum(by_status.values())
+    dur_n = sum(int(r["dur_n"]) for r in rows)
+    systems = {s for r in rows for s in r["system_set"]}
+    modules = {m for r in rows for m in r["module_set"]}
+    plans = {p for r in rows for p in r["plan_set"]}
+    cross = sum(int(r["cross_system"]) for r in rows)
+    return {
+        "execution_id": execution_id,
+        "systems": len(systems),
+        "modules": len(modules),
+        "plans": len(plans),
+        "cross_system_ratio": round(cross / total, 4) if total else 0.0,
+        "avg_duration_ms": _number(sum(int(r["dur_sum"]) for r in rows) / dur_n) if dur_n else None,
+        "failed_steps": sum(int(r["failed_step_sum"]) for r in rows),
+        "runs": sum(n for s, n in by_status.items() if s in ("succeeded", "failed", "stopped")),
+        "executions": by_status,
+        "total": total,
+        "from": _iso(since_ms),
+        "to": _iso(until_ms),
+    }
+
+
+def encode_cursor(started_ms: int, execution_id: str, step_id: str, attempt: int) -> str:
+    raw = orjson.dumps([started_ms, execution_id, step_id, attempt])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str, str, int]:
+    """Raises ValueError for a cursor this module did not make."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        ts, eid, sid, attempt = orjson.loads(raw)
+        return int(ts), str(eid), str(sid), int(attempt)
+    except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
+        raise ValueError(f"invalid cursor {cursor!r}") from exc
+
+
+async def tracking_records(
+    ch: ClickHouse,
+    execution_id: str | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+    tenant: str = "default",
+    *,
+    workflow_id: str | None = None,
+    system: str | None = None,
+    module: str | None = None,
+    status: str | None = None,
+    since_ms: int | None = None,
+    until_ms: int | None = None,
+    database: str = DEFAULT_DATABASE,
+) -> dict[str, Any]:
+    """One record per step attempt, ordered by (started_at, execution_id, step_id, attempt).
+
+    The cursor is the last item's sort key, so pages stay stable while rows are added.
+    """
+    db = identifier(database)
+    where, params = _scope(execution_id, workflow_id, since_ms, until_ms)
+    params.update(tenant=tenant, limit=limit + 1)
+    for name, value in (("system", system), ("module", module), ("status", status)):
+        if value is not None:
+            where += f" AND {name} = {{{name}:String}}"
+            params[name] = value
+    if cursor:
+        c_ts, c_eid, c_sid, c_att = decode_cursor(cursor)
+        where += (
+            " AND (started_at, execution_id, step_id, attempt) > "
+            "(fromUnixTimestamp64Milli({c_ts:Int64}, 'UTC'), {c_eid:String}, {c_sid:String},"
+            " {c_att:UInt32})"
+        )
+        params.update(c_ts=c_ts, c_eid=c_eid, c_sid=c_sid, c_att=c_att)
+    rows = await ch.query(
+        "SELECT execution_id, workflow_id, plan_id, step_id, attempt, system, module, status, "
+        "toUnixTimestamp64Milli(started_at) AS started, "
+        "toUnixTimestamp64Milli(finished_at) AS finished, duration_ms, error, error_type, "
+        f"retryable FROM {db}.step_records FINAL WHERE tenant = {{tenant:String}}{where} "
+        "ORDER BY started_at, execution_id, step_id, attempt LIMIT {limit:UInt32}",
+        params,
+    )
+    page = rows[:limit]
+    items = [
+        {"execution_id": r["execution_id"], "workflow_id": r["workflow_id"],
+         "plan_id": r["plan_id"], "step_id": r["step_id"], "attempt": int(r["attempt"]),
+         "system": r["system"], "module": r["module"], "status": r["status"],
+         "started_at": _iso(r["started"]), "finished_at": _iso(r["finished"]),
+         "duration_ms": r["duration_ms"], "error": r["error"], "error_type": r["error_type"],
+         "retryable": bool(r["retryable"])}
+        for r in page
+    ]  # fmt: skip
+    next_cursor = None
+    if len(rows) > limit and page:
+        last = page[-1]
+        next_cursor = encode_cursor(
+            int(last["started"]), last["execution_id"], last["step_id"], int(last["attempt"])
+        )
+    return {"items": items, "next_cursor": next_cursor}
