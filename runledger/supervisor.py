@@ -22,7 +22,7 @@ log = logging.getLogger("runledger.supervisor")
 BACKOFF_INITIAL = 0.5
 BACKOFF_MAX = 10.0
 STABLE_AFTER = 30.0  # a process that ran this long before dying starts its backoff afresh
-STOP_TIMEOUT = 10.0
+STOP_TIMEOUT = 30.0  # the API drains for up to 15 s first (api/drain.py)
 POLL_INTERVAL = 0.2
 
 

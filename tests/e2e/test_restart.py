@@ -143,3 +143,34 @@ def test_sigkill_of_the_broker_alone_is_restored_and_work_goes_on(root: Path):
             assert [e["seq"] for e in after] == [1, 2, 3, 4, 5, 6]
     finally:
         p.stop()
+
+
+_COUNT_EVENTS = """
+import sys, clickhouse_connect
+c = clickhouse_connect.get_client(dsn="chdb://" + sys.argv[1])
+print(c.query("SELECT count() FROM (SELECT * FROM runledger.events FINAL) "
+              "WHERE startsWith(execution_id, {p:String})", parameters={"p": sys.argv[2]})
+      .result_rows[0][0])
+"""
+
+
+def test_graceful_stop_drains_workers_and_projector_before_exit(root: Path):
+    """Reports accepted just before SIGTERM are applied and projected before the product
+    exits: ClickHouse holds their events right after the stop, before any restart."""
+    import subprocess
+    import sys
+
+    p = launch(root)
+    prefix = f"drain_{uuid.uuid4().hex[:6]}_"
+    try:
+        p.wait_ready()
+        eids = [f"{prefix}{i}" for i in range(300)]
+        reports = [e for eid in eids for e in step_reports(eid, "a", "ERP", 0, 10)]
+        with _client(p) as api:
+            assert api.post("/api/v1/events", json={"events": reports}).status_code == 202
+    finally:
+        assert p.stop(signal.SIGTERM) == 0
+    out = subprocess.run([sys.executable, "-c", _COUNT_EVENTS, str(p.data_dir / "clickhouse"),
+                          prefix], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert int(out.stdout.strip()) == 300 * 3  # execution_started + started + succeeded
