@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from streams.contracts import FinalStatus, ReportedType
-from streams.plan import Plan, plan_problems
+from streams.plan import Plan
 
 ID_PATTERN = r"^[A-Za-z0-9_.:\-]+$"
 Environment = Literal["dev", "test", "stage", "prod"]
@@ -35,11 +35,6 @@ class StartRequest(_Body):
     def _valid(self) -> StartRequest:
         if self.mode == "orchestrated":
             raise ValueError("orchestrated mode is not available yet: use mode 'tracked'")
-        if self.plan is not None:
-            problems = plan_problems(self.plan)
-            if problems:
-                raise ValueError("invalid plan: " + "; ".join(
-                    f"{p['step_id']}: {p['problem']}" for p in problems))
         return self
 
 
@@ -90,3 +85,14 @@ class EventBatch(_Body):
 class FinishRequest(_Body):
     status: FinalStatus
     message: str = Field(default="", max_length=2000)
+
+
+class PlanBody(_Body):
+    plan: Plan
+
+
+class InputsBody(_Body):
+    plan: Plan | None = None
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    environment: str | None = None
+    timeout_sec: float | None = Field(default=None, alias="timeoutSec")

@@ -11,6 +11,7 @@ from api.deps import AppContext, Ctx, IdempotencyKey, command_id_for, digest, ne
 from api.envelope import ApiError, not_found, ok
 from api.history import merged_history
 from api.models import FinishRequest, StartRequest
+from api.routes.plans import check_plan
 from projections import queries
 from projections.journal import Entry
 from streams.contracts import FinishExecution, StartExecution
@@ -23,6 +24,8 @@ Tenant = Annotated[str, Query(min_length=1, max_length=100)]
 @router.post("/executions", status_code=202)
 async def start_execution(body: StartRequest, ctx: Ctx, idempotency_key: IdempotencyKey = None):
     """Start an execution (202). The same id or Idempotency-Key again creates nothing new."""
+    if body.plan is not None:
+        check_plan(body.plan)  # nothing is journaled or appended for an invalid plan
     if body.execution_id:
         eid = body.execution_id
     elif idempotency_key:

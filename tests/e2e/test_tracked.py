@@ -200,3 +200,27 @@ def test_a_late_report_after_the_execution_left_the_hot_set_continues_its_seq(
     assert detail(api, eid)["status"] == "succeeded"
     r = api.post(f"/api/v1/executions/{eid}/finish", json={"status": "failed"})
     assert r.status_code == 409 and r.json()["error"]["code"] == "already_finished"
+
+
+def test_plan_and_input_validation_routes_name_every_problem(api: httpx.Client):
+    ok_plan = {"id": "p", "steps": [{"id": "fetch", "type": "api", "inputsSpec":
+               {"date": "date"}, "config": {"url": "http://erp/o?d={{ input.date }}"}}]}
+    assert api.post("/api/v1/plans/validate", json={"plan": ok_plan}).json()["data"] == {
+        "valid": True}
+    bad_plan = {"steps": [{"id": "a", "type": "teleport"},
+                          {"id": "b", "dependsOn": ["ghost"]}]}
+    r = api.post("/api/v1/plans/validate", json={"plan": bad_plan})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_plan"
+    assert {d["step_id"] for d in r.json()["error"]["details"]} == {"a", "b"}
+    r = api.post("/api/v1/executions/validate-inputs", json={
+        "plan": ok_plan, "inputs": {"date": "soon"}, "environment": "qa", "timeoutSec": 900})
+    assert r.status_code == 422
+    assert {d["field"] for d in r.json()["error"]["details"]} == {
+        "inputs.date", "environment", "timeoutSec"}
+    r = api.post("/api/v1/executions/validate-inputs", json={
+        "plan": ok_plan, "inputs": {"date": "2025-09-01"}, "environment": "test"})
+    assert r.status_code == 200 and r.json()["data"] == {"valid": True}
+    eid = new_eid()  # an invalid plan starts nothing
+    r = api.post("/api/v1/executions", json={"execution_id": eid, "plan": bad_plan})
+    assert r.status_code == 422
+    assert api.get(f"/api/v1/executions/{eid}").status_code == 404
