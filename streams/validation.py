@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from streams.plan import Plan, plan_problems
+from streams.templates import ExpressionError, check_condition
 
 
 class _Config(BaseModel):
@@ -121,6 +122,13 @@ def validate_plan(plan: Plan) -> list[dict[str, str]]:
                 where = ".".join(str(p) for p in err["loc"]) or "config"
                 problems.append({"step_id": step.id,
                                  "problem": f"config.{where}: {err['msg']}"})  # fmt: skip
+        for key in ("expression", "condition"):
+            expr = step.config.get(key) if kind in ("condition", "loop") else None
+            if isinstance(expr, str):
+                try:
+                    check_condition(expr)
+                except ExpressionError as exc:
+                    problems.append({"step_id": step.id, "problem": f"config.{key}: {exc}"})
         for key in _STEP_LISTS.get(kind, ()):
             for ref in step.config.get(key) or ():
                 if ref not in ids:

@@ -41,6 +41,7 @@ def test_every_problem_is_named_with_its_step():
         {"id": "d", "type": "transform", "config": {"mapping": {"x": "{{ steps.nope.output }}"}}},
         {"id": "e", "type": "condition",
          "config": {"expression": "x", "true_path": ["missing"]}},
+        {"id": "f", "type": "condition", "config": {"expression": "input.score >="}},
     )
     found = problems_by_step(bad)
     assert "unknown step type 'teleport'" in found["a"][0]
@@ -49,6 +50,7 @@ def test_every_problem_is_named_with_its_step():
     assert any("ghost" in p for p in found["c"])
     assert found["d"] == ["template refers to unknown step 'nope'"]
     assert found["e"] == ["config.true_path names unknown step 'missing'"]
+    assert found["f"][0].startswith("config.expression: condition 'input.score >='")
 
 
 def test_cycles_name_the_steps_in_the_cycle():
