@@ -93,8 +93,11 @@ class EventTail:
 
     # ------------------------------------------------------------ subscribers
 
-    def subscribe(self, execution_id: str) -> asyncio.Queue[dict[str, Any]]:
-        q: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    def subscribe(
+        self, execution_id: str, q: asyncio.Queue[dict[str, Any]] | None = None
+    ) -> asyncio.Queue[dict[str, Any]]:
+        """Live events of ``execution_id`` go to ``q`` (a new queue unless given)."""
+        q = q if q is not None else asyncio.Queue()
         self.subscribers.setdefault(execution_id, set()).add(q)
         return q
 

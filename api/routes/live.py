@@ -2,13 +2,16 @@
 
 The subscriber is registered for live events before history is read, so nothing falls
 between the two; anything at or below the last sent seq is dropped, and a gap makes it
-read history again until the gap is filled.
+read history again until the gap is filled. Clients may switch executions on the same
+socket with `{"type": "subscribe", "execution_id", "after_seq"?}` and stop with
+`{"type": "unsubscribe"}`; heartbeats carry the last seq sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from typing import Any
 
@@ -19,12 +22,15 @@ from api.history import merged_history
 
 router = APIRouter(tags=["live"])
 GAP_RETRY_S = 0.25
+_CLIENT = "__client__"
 
 
 class _Stream:
+    """One execution's frames on one socket: in seq order, each once."""
+
     def __init__(self, ws: WebSocket, ctx: AppContext, eid: str, after_seq: int) -> None:
         self.ws, self.ctx, self.eid = ws, ctx, eid
-        self.last = after_seq
+        self.last = max(after_seq, 0)
         self.held: dict[int, dict[str, Any]] = {}
         self.completed = False
 
@@ -48,41 +54,82 @@ async def tail_execution(ws: WebSocket, execution_id: str, after_seq: int = 0,
                          follow: bool = False) -> None:  # fmt: skip
     ctx: AppContext = ws.app.state.ctx
     await ws.accept()
-    queue = ctx.tail.subscribe(execution_id)
-    stream = _Stream(ws, ctx, execution_id, max(after_seq, 0))
-    reader = asyncio.create_task(_drain_client(ws))
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    stream: _Stream | None = None
+    reader = asyncio.create_task(_read_client(ws, inbox))
     heartbeat = ctx.settings.ws_heartbeat_interval
+
+    async def switch(eid: str | None, after: int = 0) -> _Stream | None:
+        if stream is not None:
+            ctx.tail.unsubscribe(stream.eid, inbox)
+        if eid is None:
+            return None
+        ctx.tail.subscribe(eid, inbox)  # live first, then history: nothing falls between
+        new = _Stream(ws, ctx, eid, after)
+        await new.refill()
+        return new
+
     try:
-        await stream.refill()
+        stream = await switch(execution_id, after_seq)
         next_beat = time.monotonic() + heartbeat
-        while not (stream.completed and not follow) and not reader.done():
-            wait = GAP_RETRY_S if stream.held else max(next_beat - time.monotonic(), 0.01)
+        while not reader.done():
+            if stream is not None and stream.completed and not follow:
+                await ws.close(code=1000)
+                break
+            wait = GAP_RETRY_S if stream and stream.held else max(next_beat - time.monotonic(),
+                                                                  0.01)  # fmt: skip
             try:
-                ev = await asyncio.wait_for(queue.get(), wait)
-                await stream.offer([ev])
+                item = await asyncio.wait_for(inbox.get(), wait)
             except TimeoutError:
-                pass
-            if stream.held:
+                item = None
+            if item is not None and _CLIENT in item and reader.done():
+                break  # the client went away
+            if item is not None and _CLIENT in item:
+                stream = await _on_client(ws, item[_CLIENT], stream, switch)
+            elif item is not None and stream is not None and item["execution_id"] == stream.eid:
+                await stream.offer([item])
+            if stream is not None and stream.held:
                 await stream.refill()
             if time.monotonic() >= next_beat:
-                await ws.send_json({"event_type": "heartbeat", "execution_id": execution_id,
-                                    "last_seq": stream.last,
+                await ws.send_json({"event_type": "heartbeat",
+                                    "execution_id": stream.eid if stream else None,
+                                    "last_seq": stream.last if stream else None,
                                     "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                               time.gmtime())})
+                                                               time.gmtime())})  # fmt: skip
                 next_beat = time.monotonic() + heartbeat
-        if stream.completed and not follow:
-            await ws.close(code=1000)
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
-        ctx.tail.unsubscribe(execution_id, queue)
+        if stream is not None:
+            ctx.tail.unsubscribe(stream.eid, inbox)
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await reader
 
 
-async def _drain_client(ws: WebSocket) -> None:
-    """Read (and for now ignore) client frames; ends when the client goes away."""
-    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-        while True:
-            await ws.receive_text()
+async def _on_client(ws: WebSocket, msg: Any, stream: _Stream | None, switch: Any) -> Any:
+    kind = msg.get("type") if isinstance(msg, dict) else None
+    if kind == "subscribe" and isinstance(msg.get("execution_id"), str):
+        after = msg.get("after_seq", 0)
+        return await switch(msg["execution_id"], after if isinstance(after, int) else 0)
+    if kind == "unsubscribe":
+        return await switch(None)
+    reason = ("send_input is not available yet" if kind == "send_input"
+              else "expected {'type': 'subscribe', 'execution_id': …} or {'type': 'unsubscribe'}")
+    await ws.send_json({"type": "error", "category": "validation", "message": reason})
+    return stream
+
+
+async def _read_client(ws: WebSocket, inbox: asyncio.Queue[dict[str, Any]]) -> None:
+    """Client frames go to the socket's inbox; ends when the client goes away."""
+    try:
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            while True:
+                text = await ws.receive_text()
+                try:
+                    msg: Any = json.loads(text)
+                except ValueError:
+                    msg = None
+                inbox.put_nowait({_CLIENT: msg})
+    finally:
+        inbox.put_nowait({_CLIENT: None})  # wakes the sender loop, which sees reader done

@@ -224,3 +224,39 @@ def test_plan_and_input_validation_routes_name_every_problem(api: httpx.Client):
     r = api.post("/api/v1/executions", json={"execution_id": eid, "plan": bad_plan})
     assert r.status_code == 422
     assert api.get(f"/api/v1/executions/{eid}").status_code == 404
+
+
+def test_one_socket_switches_executions_with_subscribe_and_unsubscribe(
+    api: httpx.Client, product: Product
+):
+    a, b = new_eid(), new_eid()
+    for eid in (a, b):
+        api.post("/api/v1/events", json={"events": step_reports(eid, "x", "ERP", 0, 10)})
+        wait_for(lambda eid=eid: detail(api, eid).get("last_seq") == 3)
+
+    async def scenario() -> tuple[list, list, list, dict]:
+        async def frames(ws, n: int) -> list[dict]:
+            out: list[dict] = []
+            while len(out) < n:
+                f = json.loads(await asyncio.wait_for(ws.recv(), 20))
+                if f.get("event_type") != "heartbeat":
+                    out.append(f)
+            return out
+
+        async with websockets.connect(f"{product.ws_url}/ws/v1/executions/{a}") as ws:
+            first = await frames(ws, 3)
+            await ws.send(json.dumps({"type": "subscribe", "execution_id": b, "after_seq": 1}))
+            second = await frames(ws, 2)
+            await ws.send(json.dumps({"type": "unsubscribe"}))
+            beat = json.loads(await asyncio.wait_for(ws.recv(), 20))
+            await ws.send("not json")
+            error = json.loads(await asyncio.wait_for(ws.recv(), 20))
+            while error.get("event_type") == "heartbeat":
+                error = json.loads(await asyncio.wait_for(ws.recv(), 20))
+            return first, second, [beat], error
+
+    first, second, beats, error = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert [(e["execution_id"], e["seq"]) for e in first] == [(a, 1), (a, 2), (a, 3)]
+    assert [(e["execution_id"], e["seq"]) for e in second] == [(b, 2), (b, 3)]
+    assert beats[0]["event_type"] == "heartbeat" and beats[0]["execution_id"] is None
+    assert error["type"] == "error" and error["category"] == "validation"
