@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from runledger.broker import pdeathsig_preexec
 from runledger.settings import Settings
 
 
@@ -39,7 +40,7 @@ def running_product(partitions: int = 12) -> Iterator[tuple[Settings, str]]:
     env.pop("RUNLEDGER_KAFKA_BOOTSTRAP", None)
     log = open(root / "product.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "runledger.cli", "run"], env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
+                            stdout=log, stderr=subprocess.STDOUT, preexec_fn=pdeathsig_preexec)
     base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180

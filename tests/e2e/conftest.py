@@ -17,6 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from runledger.broker import pdeathsig_preexec
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -105,8 +107,10 @@ def launch(root: Path, *, port: int | None = None, kafka_port: int | None = None
     env.pop("RUNLEDGER_KAFKA_BOOTSTRAP", None)
     log_path = root / "product.log"
     with open(log_path, "ab") as log:
+        # The product dies with the test process, even if that is killed outright.
         proc = subprocess.Popen([sys.executable, "-m", "runledger.cli", "run"], env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
+                                stdout=log, stderr=subprocess.STDOUT,
+                                preexec_fn=pdeathsig_preexec)
     return Product(proc, f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}", root / "data",
                    log_path, kafka_port)
 
