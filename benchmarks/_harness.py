@@ -15,7 +15,8 @@ from pathlib import Path
 
 import httpx
 
-from runledger.broker import pdeathsig_preexec
+from projections.clickhouse import ClickHouse
+from runledger.broker import EmbeddedBroker, pdeathsig_preexec
 from runledger.settings import Settings
 
 
@@ -63,3 +64,18 @@ def running_product(partitions: int = 12) -> Iterator[tuple[Settings, str]]:
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@contextmanager
+def broker_and_clickhouse(name: str) -> Iterator[tuple[Settings, ClickHouse]]:
+    """An embedded broker and a chDB dir of their own, for in-process benchmarks."""
+    root = Path(tempfile.mkdtemp(prefix=f"runledger-{name}-bench-"))
+    broker = EmbeddedBroker(free_port(), root / "broker.log")
+    broker.start()
+    ch = ClickHouse(f"chdb://{root / 'ch'}")
+    try:
+        print(f"machine: {machine()}", flush=True)
+        yield Settings(kafka_bootstrap=broker.bootstrap, partitions=12, data_dir=root), ch
+    finally:
+        ch.close()
+        broker.stop()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -20,11 +19,10 @@ from pathlib import Path
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks._harness import free_port, machine  # noqa: E402
+from benchmarks._harness import broker_and_clickhouse, machine  # noqa: E402
 from projections.clickhouse import ClickHouse  # noqa: E402
 from projections.journal import Entry, JournalWriter  # noqa: E402
 from projections.schema import migrate  # noqa: E402
-from runledger.broker import EmbeddedBroker  # noqa: E402
 from runledger.kafka import create_topics, make_producer  # noqa: E402
 from runledger.settings import Settings  # noqa: E402
 from streams.contracts import Report, ReportBatch  # noqa: E402
@@ -97,19 +95,10 @@ async def run(settings: Settings, ch: ClickHouse) -> dict:
 
 
 def main() -> None:
-    root = Path(tempfile.mkdtemp(prefix="runledger-journal-bench-"))
-    broker = EmbeddedBroker(free_port(), root / "broker.log")
-    broker.start()
-    settings = Settings(kafka_bootstrap=broker.bootstrap, partitions=12, data_dir=root)
-    ch = ClickHouse(f"chdb://{root / 'ch'}")
-    try:
-        print(f"machine: {machine()}", flush=True)
+    with broker_and_clickhouse("journal") as (settings, ch):
         result = asyncio.run(run(settings, ch))
         for k, v in result.items():
             print(f"{k}: {v}", flush=True)
-    finally:
-        ch.close()
-        broker.stop()
     print("BENCH " + orjson.dumps({"bench": "journal", "machine": machine(), **result}).decode())
 
 

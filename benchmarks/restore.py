@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -22,13 +21,12 @@ import typer
 from rich.progress import Progress
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks._harness import free_port, machine  # noqa: E402
+from benchmarks._harness import broker_and_clickhouse, machine  # noqa: E402
 from projections.clickhouse import ClickHouse  # noqa: E402
 from projections.journal import COLUMNS  # noqa: E402
 from projections.rows import project  # noqa: E402
 from projections.schema import migrate  # noqa: E402
 from projections.writer import write_projection  # noqa: E402
-from runledger.broker import EmbeddedBroker  # noqa: E402
 from runledger.kafka import create_topics, make_producer  # noqa: E402
 from runledger.restore import restore  # noqa: E402
 from runledger.settings import Settings  # noqa: E402
@@ -86,18 +84,9 @@ async def run(settings: Settings, ch: ClickHouse, n: int) -> dict:
 
 
 def main(executions: int = 10_000) -> None:
-    root = Path(tempfile.mkdtemp(prefix="runledger-restore-bench-"))
-    broker = EmbeddedBroker(free_port(), root / "broker.log")
-    broker.start()
-    settings = Settings(kafka_bootstrap=broker.bootstrap, partitions=12, data_dir=root)
-    ch = ClickHouse(f"chdb://{root / 'ch'}")
-    try:
-        print(f"machine: {machine()}", flush=True)
+    with broker_and_clickhouse("restore") as (settings, ch):
         result = asyncio.run(run(settings, ch, executions))
         print(result, flush=True)
-    finally:
-        ch.close()
-        broker.stop()
     print("BENCH " + orjson.dumps({"bench": "restore", "machine": machine(), **result}).decode())
 
 

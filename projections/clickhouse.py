@@ -35,7 +35,7 @@ def identifier(name: str) -> str:
 
 
 class ClickHouse:
-    """Async (and sync) access to ClickHouse with a writer thread and a reader thread."""
+    """Async access to ClickHouse: writes on one dedicated thread, reads on another."""
 
     def __init__(self, dsn: str, *, settings: Mapping[str, Any] | None = None) -> None:
         self.dsn = dsn
@@ -110,12 +110,6 @@ class ClickHouse:
         names = result.column_names
         return [dict(zip(names, row, strict=True)) for row in result.result_rows]
 
-    def _query_rows(
-        self, sql: str, params: Mapping[str, Any] | None
-    ) -> tuple[list[str], list[tuple[Any, ...]]]:
-        result = self._client().query(sql, parameters=dict(params or {}))
-        return list(result.column_names), [tuple(r) for r in result.result_rows]
-
     def _command(self, sql: str, params: Mapping[str, Any] | None) -> Any:
         result = self._client().command(sql, parameters=dict(params) if params else None)
         self._insert_types.clear()  # DDL may have changed a table's columns
@@ -148,11 +142,6 @@ class ClickHouse:
     ) -> list[dict[str, Any]]:
         return await self._on(self._reader, lambda: self._query(sql, params))
 
-    async def query_rows(
-        self, sql: str, params: Mapping[str, Any] | None = None
-    ) -> tuple[list[str], list[tuple[Any, ...]]]:
-        return await self._on(self._reader, lambda: self._query_rows(sql, params))
-
     async def command(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
         """DDL and other statements without a result set (runs on the writer thread)."""
         return await self._on(self._writer, lambda: self._command(sql, params))
@@ -164,30 +153,6 @@ class ClickHouse:
             log.warning("ClickHouse ping failed: %r", exc)
             return False
         return bool(rows and rows[0]["ok"] == 1)
-
-    # ------------------------------------------------------------------ sync API (CLI, tests)
-
-    def insert_sync(
-        self,
-        table: str,
-        data: Sequence[Sequence[Any]],
-        column_names: Sequence[str],
-        *,
-        database: str | None = None,
-        column_oriented: bool = True,
-        token: str | None = None,
-    ) -> int:
-        return self._writer.submit(
-            self._insert, table, data, column_names, database, column_oriented, token
-        ).result()
-
-    def query_sync(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-        return self._reader.submit(self._query, sql, params).result()
-
-    def command_sync(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
-        return self._writer.submit(self._command, sql, params).result()
-
-    # ------------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
         """Close both clients (each on its own thread) and stop the threads."""

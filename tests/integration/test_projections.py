@@ -194,4 +194,4 @@ async def test_migrations_are_versioned_and_idempotent(clickhouse: ClickHouse, d
     await schema.write_meta(ch, "partitions", "24", database=db)
     assert await schema.read_meta(ch, "partitions", database=db) == "24"
     assert await schema.read_meta(ch, "absent", database=db) is None
-    assert ch.query_sync(f"SELECT count() AS n FROM {db}.meta")[0]["n"] == 2
+    assert (await ch.query(f"SELECT count() AS n FROM {db}.meta"))[0]["n"] == 2
