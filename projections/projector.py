@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -21,30 +19,16 @@ from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from projections.clickhouse import ClickHouse
-from projections.queries import load_states
-from projections.rows import Projection, project
 from projections.schema import DEFAULT_DATABASE
-from projections.writer import write_projection
+from projections.writer import BatchWriter
 from runledger.kafka import make_consumer
 from runledger.settings import Settings
 from streams.contracts import Event, EventsMessage
-from streams.state import ExecutionState
 
 log = logging.getLogger(__name__)
 
 _POLL_MS = 200
 _MAX_BACKOFF = 5.0
-
-
-@dataclass
-class ProjectorStats:
-    flushes: int = 0
-    events: int = 0  # projected (new) events
-    duplicates: int = 0
-    gaps: int = 0
-    undecodable: int = 0
-    last_flush_ms: float = 0.0
-    last_insert_ms: dict[str, float] = field(default_factory=dict)
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -57,7 +41,7 @@ class _Rebalance(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         # Partitions may have been projected elsewhere meanwhile: cached states may be stale.
-        self.projector._cache.clear()
+        self.projector.writer.forget()
 
 
 class Projector:
@@ -74,11 +58,10 @@ class Projector:
         self.group_id = f"{settings.topic_prefix}-projector"
         self.max_batch = settings.projector_max_batch
         self.max_delay = settings.projector_max_delay
-        self.stats = ProjectorStats()
+        self.writer = BatchWriter(ch, database, cache_size=cache_size)
+        self.stats = self.writer.stats
         self.last_flush_at: float | None = None  # wall clock (time.time())
         self._consumer = consumer
-        self._cache: OrderedDict[str, ExecutionState] = OrderedDict()
-        self._cache_size = cache_size
         self._buffer: list[tuple[TopicPartition, tuple[Event, ...]]] = []
         self._buffered_events = 0
         self._buffered_since: float | None = None  # monotonic
@@ -208,7 +191,7 @@ class Projector:
             self._buffered_events, self._buffered_since = 0, None
             started = time.perf_counter()
             try:
-                written = await self._write([e for _, events in batch for e in events])
+                written = await self.writer.write([e for _, events in batch for e in events])
             except BaseException:
                 self._restore(batch, offsets)
                 raise
@@ -229,57 +212,6 @@ class Projector:
         for tp, offset in offsets.items():
             self._offsets[tp] = max(offset, self._offsets.get(tp, 0))
         self._buffered_since = time.monotonic()
-
-    async def _write(self, batch: list[Event]) -> int:
-        if not batch:
-            return 0
-        prior, cached = await self._priors({e.execution_id for e in batch})
-        proj = await asyncio.to_thread(project, batch, prior)
-        stale = set(proj.gaps) & cached
-        if stale:  # a cached state may be behind ClickHouse (e.g. after a rebalance)
-            for execution_id in stale:
-                self._cache.pop(execution_id, None)
-            fresh = await load_states(self.ch, stale, database=self.database)
-            prior.update({execution_id: fresh.get(execution_id) for execution_id in stale})
-            proj = await asyncio.to_thread(project, batch, prior)
-        await self._insert(proj)
-        for execution_id in proj.gaps:
-            self._cache.pop(execution_id, None)
-        self._remember(proj.states)
-        self.stats.events += len(proj.applied)
-        self.stats.duplicates += proj.duplicates
-        self.stats.gaps += len(proj.gaps)
-        return len(proj.applied)
-
-    async def _priors(self, ids: set[str]) -> tuple[dict[str, ExecutionState | None], set[str]]:
-        prior: dict[str, ExecutionState | None] = {}
-        for execution_id in ids:
-            state = self._cache.get(execution_id)
-            if state is not None:
-                self._cache.move_to_end(execution_id)
-                prior[execution_id] = state
-        cached = set(prior)
-        missing = ids - cached
-        if missing:
-            loaded = await load_states(self.ch, missing, database=self.database)
-            prior.update({execution_id: loaded.get(execution_id) for execution_id in missing})
-        return prior, cached
-
-    async def _insert(self, proj: Projection) -> None:
-        timings = await write_projection(self.ch, proj, database=self.database)
-        self.stats.last_insert_ms.update(timings)
-
-    def _remember(self, states: dict[str, ExecutionState]) -> None:
-        # Finished executions rarely get more events (a retry, a late report): they are
-        # read back from ClickHouse then, and the cache holds the working set (~25 KB each).
-        for execution_id, state in states.items():
-            if state.finished:
-                self._cache.pop(execution_id, None)
-                continue
-            self._cache[execution_id] = state
-            self._cache.move_to_end(execution_id)
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         if not offsets or self._consumer is None:

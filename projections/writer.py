@@ -1,12 +1,98 @@
-"""The batch writer: one projected batch into ClickHouse, idempotently."""
+"""The batch writer: a batch of events folded onto prior states, into ClickHouse.
+
+Prior states come from a bounded cache of unfinished executions, else from ClickHouse's
+``executions``; a gap against a cached state means the cache was stale (a rebalance), so
+those states are read back and the batch folded again. Inserts are idempotent per batch.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
 
 from projections.clickhouse import ClickHouse
-from projections.rows import Projection
+from projections.queries import load_states
+from projections.rows import Projection, project
 from projections.schema import DEFAULT_DATABASE
+from streams.contracts import Event
+from streams.state import ExecutionState
+
+
+@dataclass
+class ProjectorStats:
+    flushes: int = 0
+    events: int = 0  # projected (new) events
+    duplicates: int = 0
+    gaps: int = 0
+    undecodable: int = 0
+    last_flush_ms: float = 0.0
+    last_insert_ms: dict[str, float] = field(default_factory=dict)
+
+
+class BatchWriter:
+    """Folds batches onto prior states and writes them (the projector decides when)."""
+
+    def __init__(self, ch: ClickHouse, database: str, *, cache_size: int = 20_000) -> None:
+        self.ch = ch
+        self.database = database
+        self.stats = ProjectorStats()
+        self._cache: OrderedDict[str, ExecutionState] = OrderedDict()
+        self._cache_size = cache_size
+
+    def forget(self) -> None:
+        """Drop every cached state (after a rebalance they may be stale)."""
+        self._cache.clear()
+
+    async def write(self, batch: list[Event]) -> int:
+        """Fold ``batch`` onto each execution's prior state and insert it; returns new events."""
+        if not batch:
+            return 0
+        prior, cached = await self._priors({e.execution_id for e in batch})
+        proj = await asyncio.to_thread(project, batch, prior)
+        stale = set(proj.gaps) & cached
+        if stale:  # a cached state may be behind ClickHouse (e.g. after a rebalance)
+            for execution_id in stale:
+                self._cache.pop(execution_id, None)
+            fresh = await load_states(self.ch, stale, database=self.database)
+            prior.update({execution_id: fresh.get(execution_id) for execution_id in stale})
+            proj = await asyncio.to_thread(project, batch, prior)
+        timings = await write_projection(self.ch, proj, database=self.database)
+        self.stats.last_insert_ms.update(timings)
+        for execution_id in proj.gaps:
+            self._cache.pop(execution_id, None)
+        self._remember(proj.states)
+        self.stats.events += len(proj.applied)
+        self.stats.duplicates += proj.duplicates
+        self.stats.gaps += len(proj.gaps)
+        return len(proj.applied)
+
+    async def _priors(self, ids: set[str]) -> tuple[dict[str, ExecutionState | None], set[str]]:
+        prior: dict[str, ExecutionState | None] = {}
+        for execution_id in ids:
+            state = self._cache.get(execution_id)
+            if state is not None:
+                self._cache.move_to_end(execution_id)
+                prior[execution_id] = state
+        cached = set(prior)
+        missing = ids - cached
+        if missing:
+            loaded = await load_states(self.ch, missing, database=self.database)
+            prior.update({execution_id: loaded.get(execution_id) for execution_id in missing})
+        return prior, cached
+
+    def _remember(self, states: dict[str, ExecutionState]) -> None:
+        # Finished executions rarely get more events (a retry, a late report): they are
+        # read back from ClickHouse then, and the cache holds the working set (~25 KB each).
+        for execution_id, state in states.items():
+            if state.finished:
+                self._cache.pop(execution_id, None)
+                continue
+            self._cache[execution_id] = state
+            self._cache.move_to_end(execution_id)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
 
 
 async def write_projection(
