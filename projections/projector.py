@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from projections.clickhouse import ClickHouse
 from projections.schema import DEFAULT_DATABASE
 from projections.writer import BatchWriter
-from runledger.kafka import make_consumer
+from runledger.kafka import Fetcher, make_consumer
 from runledger.settings import Settings
 from streams.contracts import Event, EventsMessage
 
@@ -118,18 +118,10 @@ class Projector:
 
     async def _run(self) -> None:
         assert self._consumer is not None
-        backoff = 0.1
+        fetcher = Fetcher(self._consumer, "projector")
         while not self._stopping:
-            try:
-                records = await self._consumer.getmany(
-                    timeout_ms=self._poll_timeout_ms(), max_records=max(self.max_batch // 10, 100)
-                )
-            except KafkaError as exc:
-                log.warning("projector: fetch failed: %r", exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, _MAX_BACKOFF)
-                continue
-            backoff = 0.1
+            records = await fetcher.getmany(timeout_ms=self._poll_timeout_ms(),
+                                            max_records=max(self.max_batch // 10, 100))
             for tp, messages in records.items():
                 for message in messages:
                     self._take(tp, message.offset, message.value)

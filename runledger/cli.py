@@ -138,6 +138,19 @@ def projector() -> None:
     _run_entry(settings, entry)
 
 
+@app.command()
+def executor() -> None:
+    """Run the step executor: step tasks (HTTP calls, …) in, step events out."""
+    settings = _start("executor")
+
+    def entry(s: Settings) -> None:
+        from streams.executors.service import run_executors
+
+        asyncio.run(run_executors(s))
+
+    _run_entry(settings, entry)
+
+
 @topics_app.command("create")
 def topics_create() -> None:
     """Create every topic with RUNLEDGER_PARTITIONS partitions and verify the counts."""

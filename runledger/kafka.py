@@ -266,3 +266,22 @@ def make_consumer(settings: Settings, *topics: str, **kw: Any) -> AIOKafkaConsum
     }
     options.update(kw)
     return AIOKafkaConsumer(*topics, **options)
+
+
+class Fetcher:
+    """``getmany()`` for a consume loop: a failed fetch is logged and waited out (0.1 s,
+    doubling up to 5 s) and reads as an empty batch, so the loop goes on."""
+
+    def __init__(self, consumer: AIOKafkaConsumer, who: str) -> None:
+        self.consumer, self.who, self.backoff = consumer, who, 0.1
+
+    async def getmany(self, **kw: Any) -> dict[TopicPartition, list[Any]]:
+        try:
+            batch = await self.consumer.getmany(**kw)
+        except kafka_errors.KafkaError as exc:
+            log.warning("%s: fetch failed: %r", self.who, exc)
+            await asyncio.sleep(self.backoff)
+            self.backoff = min(self.backoff * 2, 5.0)
+            return {}
+        self.backoff = 0.1
+        return batch

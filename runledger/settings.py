@@ -31,12 +31,13 @@ class Settings(BaseSettings):
     finished_ttl: float = 900.0
     tracked_idle_timeout: float = 86_400.0
     command_wait: float = 5.0
-    timer_scan_interval: float = 1.0
+    timer_scan_interval: float = 0.25
     ws_heartbeat_interval: float = 15.0
     projector_max_batch: int = 5_000
     projector_max_delay: float = 0.5
     reconcile_after: float = 30.0
     reconcile_interval: float = 10.0
+    executor_concurrency: int = Field(default=64, ge=1, description="step tasks run at once")
     log_level: str = "INFO"
 
     @property

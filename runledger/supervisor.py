@@ -1,4 +1,5 @@
-"""`runledger run`: embedded broker + topics + N workers + the API, kept alive together."""
+"""`runledger run`: embedded broker + topics + N workers + the step executor + the API, kept
+alive together."""
 
 from __future__ import annotations
 
@@ -101,6 +102,8 @@ class Supervisor:
         for i in range(self.workers):
             env = child_env(self.settings, self.workers, {"RUNLEDGER_WORKER_INDEX": str(i)})
             self.children.append(Child(f"worker-{i}", [*base, "worker"], env))
+        env = child_env(self.settings, self.workers)
+        self.children.append(Child("executor", [*base, "executor"], env))
         self.children.append(Child("api", [*base, "api"], child_env(self.settings, self.workers)))
 
     def on_signal(self, signum: int, _frame: FrameType | None) -> None:

@@ -118,6 +118,7 @@ class StartExecution(_Message):
     command_id: str
     actor: str = "anonymous"
     mode: Mode = "tracked"
+    timeout_sec: float | None = None  # orchestrated: stop what still runs after this long
     plan: Plan | None = None
     inputs: dict[str, Any] = Field(default_factory=dict)
     environment: str = "dev"
@@ -142,6 +143,31 @@ class ReportBatch(_Message):
     reports: tuple[Report, ...]
 
 
+class StopExecution(_Message):
+    """Stop an execution: nothing more starts, in-flight steps are abandoned."""
+
+    kind: Literal["stop"] = "stop"
+    command_id: str
+    actor: str = "anonymous"
+    reason: str = ""
+
+
+class TaskUpdate(_Message):
+    """A step executor's word on a task (`runledger.step-events`): it started it, or it
+    finished it. ``received_at`` is the executor's clock at that moment."""
+
+    kind: Literal["task"] = "task"
+    task_id: str
+    step_id: str
+    attempt: int = Field(ge=1)
+    phase: Literal["started", "succeeded", "failed"]
+    output: dict[str, Any] | None = None
+    error: str | None = None
+    error_type: str | None = None
+    retryable: bool = False  # the failure's class: may a retry help?
+    logs: tuple[str, ...] = ()  # log lines for the step (secrets already masked)
+
+
 class Wake(_Message):
     """Sent by a worker's timer scanner: fire every timer due at ``received_at``."""
 
@@ -158,8 +184,34 @@ class Rehydrate(_Message):
 
 
 WorkerMessage = Annotated[
-    StartExecution | FinishExecution | ReportBatch | Wake | Rehydrate, Field(discriminator="kind")
+    StartExecution | FinishExecution | StopExecution | ReportBatch | TaskUpdate | Wake
+    | Rehydrate,
+    Field(discriminator="kind"),
 ]
+
+
+def task_id_for(execution_id: str, step_id: str, attempt: int) -> str:
+    """A step task's id: one per (execution, step, attempt), so a redelivery is the same."""
+    return f"{execution_id}/{step_id}/{attempt}"
+
+
+class StepTask(_Frozen):
+    """A step's work on `runledger.tasks`, dispatched by the machine to step executors.
+
+    ``config`` is already rendered (templates resolved against inputs and outputs), so an
+    executor needs nothing but the task. ``timeout`` is in seconds."""
+
+    task_id: str
+    execution_id: str
+    tenant: str = "default"
+    step_id: str
+    attempt: int = Field(ge=1)
+    type: str
+    system: str | None = None
+    module: str | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+    timeout: float | None = None
+    dispatched_at: int  # epoch ms: the time of the message that dispatched it
 
 
 class EventsMessage(_Frozen):

@@ -1,0 +1,58 @@
+"""Running one task with whatever executor its type names, and the updates to report.
+
+Whatever goes wrong inside becomes a failed ``Result``: an unknown type, a config the
+executor's model rejects, or an executor bug. Nothing here raises for a task's sake.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from pydantic import ValidationError
+
+from streams.contracts import StepTask, TaskUpdate
+from streams.executors.registry import Executor, ExecutorContext, Result
+
+log = logging.getLogger(__name__)
+
+
+async def run_task(executors: dict[str, Executor], task: StepTask, ctx: ExecutorContext) -> Result:
+    """Run ``task`` with the executor of its type; every failure comes back as a Result."""
+    executor = executors.get(task.type)
+    if executor is None:
+        known = ", ".join(sorted(executors)) or "none"
+        return Result.failure(f"no executor for step type {task.type!r} (known: {known})",
+                              "UnknownStepType", False)  # fmt: skip
+    try:
+        executor.config_model.model_validate(task.config)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}"
+                             for e in exc.errors())  # fmt: skip
+        return Result.failure(f"invalid config: {problems}", "InvalidConfig", False)
+    try:
+        return await executor.run(task, ctx)
+    except Exception as exc:  # an executor bug must fail the step, not the process
+        log.exception("executor %s crashed", task.type, extra={"task_id": task.task_id})
+        return Result.failure(f"executor error: {exc!r}"[:500], "ExecutorError", False)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def started_update(task: StepTask, received_at: int) -> TaskUpdate:
+    return TaskUpdate(execution_id=task.execution_id, tenant=task.tenant,
+                      received_at=received_at, task_id=task.task_id, step_id=task.step_id,
+                      attempt=task.attempt, phase="started")  # fmt: skip
+
+
+def finished_update(task: StepTask, result: Result, received_at: int) -> TaskUpdate:
+    return TaskUpdate(
+        execution_id=task.execution_id, tenant=task.tenant, received_at=received_at,
+        task_id=task.task_id, step_id=task.step_id, attempt=task.attempt,
+        phase="succeeded" if result.ok else "failed",
+        output=result.output if result.ok else None,
+        error=result.error, error_type=result.error_type,
+        retryable=result.retryable if not result.ok else False, logs=result.logs,
+    )  # fmt: skip

@@ -1,0 +1,198 @@
+"""The step-executor process (`runledger executor`): tasks in, step events out.
+
+A consumer group on ``runledger.tasks``. For each task: send a ``started`` update, run
+the executor of its type, send ``succeeded`` or ``failed`` (``runledger.step-events``,
+keyed by execution id), each acked before the next. Tasks run concurrently, at most
+``executor_concurrency`` at once (the partitions are paused while that many run), so a
+hanging call blocks nothing else. A partition's offset is committed only up to its
+lowest unfinished task (``offsets.OffsetTracker``); a task id this process already
+finished is skipped. If an update cannot be sent the process stops with an error: its
+unfinished tasks run again after the restart, which the task ids make safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from typing import Any
+
+import httpx
+from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+from pydantic import ValidationError
+
+from runledger.kafka import Fetcher, make_consumer, make_producer, patch_broker_quirks
+from runledger.settings import Settings
+from streams.contracts import StepTask, TaskUpdate
+from streams.executors.offsets import FinishedTasks, OffsetTracker
+from streams.executors.registry import Executor, ExecutorContext, load_executors
+from streams.executors.runner import finished_update, now_ms, run_task, started_update
+
+log = logging.getLogger(__name__)
+
+POLL_MS = 200
+COMMIT_INTERVAL = 0.5  # seconds between offset commits while tasks finish
+STOP_GRACE = 10.0  # seconds in-flight tasks get to finish on SIGTERM/SIGINT
+
+
+async def run_executors(
+    settings: Settings, *, stop: asyncio.Event | None = None,
+    executors: dict[str, Executor] | None = None,
+) -> None:  # fmt: skip
+    """Run step tasks until SIGTERM/SIGINT (or until ``stop`` is set, if given: then no
+    signal handler is installed). Raises if step events could no longer be sent."""
+    patch_broker_quirks()
+    loaded = load_executors() if executors is None else executors
+    log.info("step executors: %s", ", ".join(sorted(loaded)) or "none")
+    own_signals = stop is None
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    if own_signals:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await ExecutorService(settings, loaded).run(stop)
+    finally:
+        if own_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, service: ExecutorService) -> None:
+        self.service = service
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self.service.commit()  # what finished is committed before others take over
+        self.service.tracker.forget(revoked)
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        pass
+
+
+class ExecutorService:
+    def __init__(self, settings: Settings, executors: dict[str, Executor]) -> None:
+        self.settings = settings
+        self.executors = executors
+        self.concurrency = settings.executor_concurrency
+        self.events_topic = settings.topic("step-events")
+        self.group_id = f"{settings.topic_prefix}-executors"
+        self.tracker = OffsetTracker()
+        self.finished = FinishedTasks()
+        self.running: dict[str, list[tuple[TopicPartition, int]]] = {}  # task id → records
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.fatal: BaseException | None = None
+        self.consumer = make_consumer(
+            settings, group_id=self.group_id, session_timeout_ms=10_000,
+            heartbeat_interval_ms=3_000, rebalance_timeout_ms=10_000,
+        )  # fmt: skip
+        self.producer = make_producer(settings)
+        http = httpx.AsyncClient(follow_redirects=True,
+                                 limits=httpx.Limits(max_connections=self.concurrency))  # fmt: skip
+        self.ctx = ExecutorContext(http)  # one HTTP client and one set of breakers per process
+        self._last_commit = 0.0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            await self.producer.start()
+            self.consumer.subscribe([self.settings.topic("tasks")], listener=_Rebalance(self))
+            await self.consumer.start()
+            log.info("executor consuming %s as %s", self.settings.topic("tasks"), self.group_id)
+            await self._consume(stop)
+            await self._drain()
+        finally:
+            for job in self.tasks:  # only when cancelled or failing: _drain waited for them
+                job.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+            await self.consumer.stop()
+            await self.producer.stop()
+            await self.ctx.http.aclose()
+        if self.fatal is not None:
+            raise RuntimeError("step events could not be sent; stopping") from self.fatal
+
+    async def _consume(self, stop: asyncio.Event) -> None:
+        fetcher = Fetcher(self.consumer, "executor")
+        while not stop.is_set() and self.fatal is None:
+            free = self.concurrency - len(self.tasks)
+            if free <= 0:
+                self.consumer.pause(*self.consumer.assignment())
+            elif self.consumer.paused():
+                self.consumer.resume(*self.consumer.paused())
+            batch = await fetcher.getmany(timeout_ms=POLL_MS, max_records=max(free, 1))
+            for tp, records in batch.items():
+                for record in records:
+                    self._take(tp, record.offset, record.value)
+            if time.monotonic() - self._last_commit >= COMMIT_INTERVAL:
+                await self.commit()
+
+    def _take(self, tp: TopicPartition, offset: int, value: bytes | None) -> None:
+        try:
+            task = StepTask.model_validate_json(value or b"")
+        except (ValidationError, ValueError) as exc:
+            log.warning("undecodable task at %s/%d offset %d skipped: %s", tp.topic,
+                        tp.partition, offset, exc)  # fmt: skip
+            self.tracker.skipped(tp, offset)
+            return
+        if task.task_id in self.finished:
+            log.info("task already finished here; skipped", extra={"task_id": task.task_id})
+            self.tracker.skipped(tp, offset)
+            return
+        self.tracker.started(tp, offset)
+        if task.task_id in self.running:  # redelivered while it runs: done when it is
+            self.running[task.task_id].append((tp, offset))
+            return
+        self.running[task.task_id] = [(tp, offset)]
+        job = asyncio.create_task(self._execute(task), name=f"task {task.task_id}")
+        self.tasks.add(job)
+        job.add_done_callback(self.tasks.discard)
+
+    async def _execute(self, task: StepTask) -> None:
+        try:
+            await self._send(started_update(task, now_ms()))
+            started = time.perf_counter()
+            result = await run_task(self.executors, task, self.ctx)
+            await self._send(finished_update(task, result, now_ms()))
+        except asyncio.CancelledError:
+            self.running.pop(task.task_id, None)  # not finished: its offset stays uncommitted
+            raise
+        except Exception as exc:
+            log.exception("cannot report task %s", task.task_id)
+            self.fatal = self.fatal or exc
+            self.running.pop(task.task_id, None)
+            return
+        self.finished.add(task.task_id)
+        for tp, offset in self.running.pop(task.task_id, []):
+            self.tracker.finished(tp, offset)
+        log.info("task %s %s", task.task_id, "succeeded" if result.ok else "failed",
+                 extra={"execution_id": task.execution_id, "step_type": task.type,
+                        "error_type": result.error_type,
+                        "ms": round((time.perf_counter() - started) * 1000)})  # fmt: skip
+
+    async def _send(self, update: TaskUpdate) -> None:
+        await self.producer.send_and_wait(self.events_topic, update.model_dump_json().encode(),
+                                          key=update.execution_id.encode())  # fmt: skip
+
+    async def commit(self) -> None:
+        self._last_commit = time.monotonic()
+        positions = self.tracker.committable()
+        if not positions:
+            return
+        try:
+            await self.consumer.commit(positions)  # type: ignore[arg-type]
+        except KafkaError as exc:  # e.g. a rebalance: the next owner re-runs, by task id
+            log.warning("executor: offset commit failed: %r", exc)
+            return
+        self.tracker.mark_committed(positions)
+
+    async def _drain(self) -> None:
+        """Stop fetching, give in-flight tasks STOP_GRACE seconds, commit what finished."""
+        self.consumer.pause(*self.consumer.assignment())
+        if self.tasks:
+            log.info("waiting up to %.1fs for %d running tasks", STOP_GRACE, len(self.tasks))
+            _, pending = await asyncio.wait(set(self.tasks), timeout=STOP_GRACE)
+            for job in pending:
+                job.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        await self.commit()
