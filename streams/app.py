@@ -3,8 +3,9 @@
 One agent (concurrency 1) reads the commands and step-events topics, so every message
 of an execution is applied by one actor in partition order. Per batch of Kafka messages
 (``take_events``) it folds each touched execution once, sends one events message per
-execution and awaits the acks, and only then writes the table (its changelog goes to the
-source partition). Offsets commit after that, with the producer flushed first (Faust).
+execution and the step tasks it decided (`runledger.tasks`), awaits the acks, and only
+then writes the table (its changelog goes to the source partition). Offsets commit after
+that, with the producer flushed first (Faust).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from runledger.kafka import changelog_topic, patch_broker_quirks, worker_app_id
 from runledger.settings import Settings
-from streams.contracts import Event, EventsMessage, Wake, WorkerMessage
+from streams.contracts import Event, EventsMessage, StepTask, Wake, WorkerMessage
 from streams.machine import MachineConfig, Message, decide, next_due_at
 from streams.state import ExecutionState
 
@@ -84,6 +85,7 @@ class ExecutionWorker:
         self.source = self.app.topic(s.topic("commands"), s.topic("step-events"), **raw)
         self.commands = self.app.topic(s.topic("commands"), **raw)
         self.events = self.app.topic(s.topic("events"), **raw)
+        self.tasks = self.app.topic(s.topic("tasks"), **raw)
         self.dead_letters = self.app.topic(s.topic("dead-letters"), **raw)
         # Typed Any: Faust's type stubs lack what is used below (serializers, recovery).
         table: Any = self.app.Table("executions", partitions=s.partitions, key_type=bytes,
@@ -96,7 +98,7 @@ class ExecutionWorker:
         self.app.timer(s.timer_scan_interval)(self._scan_timers)
         self._due: dict[bytes, int] = {}
         self._seen_offsets: dict[tuple[str, int], int] = {}
-        self._woken: dict[bytes, float] = {}
+        self._woken: dict[bytes, tuple[int, float]] = {}  # key → (due woken for, when)
         self._indexed_partitions: frozenset[Any] = frozenset()
 
     # ------------------------------------------------------------------ agent
@@ -121,6 +123,7 @@ class ExecutionWorker:
         for eid, items in grouped.items():
             state = before = self._load(eid)
             out: list[Event] = []
+            tasks: list[StepTask] = []
             for ev, msg in items:
                 try:
                     decision = decide(state, msg, self.cfg)
@@ -130,9 +133,14 @@ class ExecutionWorker:
                     continue
                 state = decision.state
                 out.extend(decision.events)
+                tasks.extend(decision.tasks)
             if out:
                 body = EventsMessage(events=tuple(out)).model_dump_json().encode()
                 acks.append(await self.events.send(key=eid.encode(), value=body, force=True))
+            for task in tasks:
+                acks.append(await self.tasks.send(key=eid.encode(),
+                                                  value=task.model_dump_json().encode(),
+                                                  force=True))  # fmt: skip
             if state is not None and self._evictable(state, [m for _, m in items]):
                 evicted[eid] = items[-1][0]
             elif state is not None and state is not before:  # new events, or a rehydrate
@@ -214,13 +222,14 @@ class ExecutionWorker:
         now = _now_ms()
         mono = time.monotonic()
         for key, due in list(self._due.items()):
-            if due > now or mono - self._woken.get(key, 0.0) < 5.0:
-                continue
-            self._woken[key] = mono
+            last = self._woken.get(key)
+            if due > now or (last is not None and last[0] == due and mono - last[1] < 5.0):
+                continue  # not due, or woken for this very timer a moment ago
+            self._woken[key] = (due, mono)
             wake = Wake(execution_id=key.decode(), received_at=now)
             await self.commands.send(key=key, value=wake.model_dump_json().encode(), force=True)
         if len(self._woken) > 10_000:
-            self._woken = {k: t for k, t in self._woken.items() if mono - t < 5.0}
+            self._woken = {k: w for k, w in self._woken.items() if mono - w[1] < 5.0}
 
 
 def run_worker(settings: Settings) -> None:

@@ -61,6 +61,11 @@ class StepState(BaseModel):
     system: str | None = None
     module: str | None = None
     reports: list[StepReport] = Field(default_factory=list)
+    # Orchestrated steps only:
+    scheduled: int = 0  # the attempt most recently handed to a step executor
+    output: dict[str, Any] | None = None  # the last successful attempt's output
+    due_at: int | None = None  # when a running delay ends, or a retry is dispatched
+    due_kind: Literal["delay", "retry"] | None = None
 
 
 class ExecutionState(BaseModel):
@@ -85,6 +90,7 @@ class ExecutionState(BaseModel):
     message: str = ""
     error_type: str | None = None
     last_activity_at: int = 0
+    timeout_at: int | None = None  # orchestrated: when what still runs is stopped
 
     @property
     def finished(self) -> bool:
@@ -123,8 +129,12 @@ def attempts_of(step: StepState) -> list[Attempt]:
 
 
 def reported_status(step: StepState) -> StepStatus:
-    """A step's status from its own reports only (dependencies aside)."""
+    """A step's status from its own events only (dependencies aside)."""
+    if step.due_kind == "retry":
+        return "retrying"
     attempts = attempts_of(step)
+    if step.scheduled > len(attempts):
+        return "scheduled"
     if not attempts:
         return "pending"
     last = attempts[-1]
@@ -148,7 +158,7 @@ def step_statuses(state: ExecutionState) -> dict[str, StepStatus]:
                 if any(statuses.get(d) in ("failed", "blocked") for d in ps.depends_on):
                     statuses[ps.id] = "blocked"
                     changed = True
-    if state.status == "stopped":
+    if state.status == "stopped" or (state.finished and state.mode == "orchestrated"):
         for sid, st in statuses.items():
             if st in ("running", "retrying", "scheduled", "waiting_input"):
                 statuses[sid] = "stopped"

@@ -9,6 +9,7 @@ other first name must be a step of the plan.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import date
 from typing import Any, Literal
 
@@ -103,15 +104,19 @@ def canonical_type(name: str) -> str:
     return _ALIASES.get(low, low)
 
 
-def validate_plan(plan: Plan) -> list[dict[str, str]]:
-    """Every structural, type, config and template problem of ``plan``."""
+def validate_plan(
+    plan: Plan, plugins: Mapping[str, type[BaseModel]] | None = None
+) -> list[dict[str, str]]:
+    """Every structural, type, config and template problem of ``plan``. ``plugins``: the
+    step types registered by step executors (entry points) with their config models."""
     problems = plan_problems(plan)
     ids = {s.id for s in plan.steps}
+    configs = {**(plugins or {}), **STEP_CONFIGS}
     for step in plan.steps:
         kind = canonical_type(step.type)
-        model = STEP_CONFIGS.get(kind)
+        model = configs.get(kind)
         if model is None:
-            known = ", ".join(sorted(STEP_CONFIGS))
+            known = ", ".join(sorted(configs))
             problems.append({"step_id": step.id,
                              "problem": f"unknown step type {step.type!r} (known: {known})"})
             continue
@@ -142,6 +147,18 @@ def validate_plan(plan: Plan) -> list[dict[str, str]]:
                              "problem": f"template refers to unknown step {ref!r}"})
     problems += _unreachable(plan)
     return problems
+
+
+# Step types the orchestrator cannot run yet (parallel fan-out, loops, waits for input and
+# sub-executions come with the workflows and control issues).
+NOT_RUNNABLE_YET = frozenset({"parallel", "loop", "wait_input", "sub_execution"})
+
+
+def not_runnable_yet(plan: Plan) -> list[dict[str, str]]:
+    """Steps of types the orchestrated mode cannot run yet, each named."""
+    return [{"step_id": s.id, "problem": f"step type {canonical_type(s.type)!r} cannot be "
+             "orchestrated yet (tracked mode can report it)"}
+            for s in plan.steps if canonical_type(s.type) in NOT_RUNNABLE_YET]  # fmt: skip
 
 
 def _strings(value: Any) -> list[str]:

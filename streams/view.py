@@ -46,6 +46,7 @@ def step_rows(state: ExecutionState) -> list[dict[str, Any]]:
             "duration_ms": last.duration_ms if last else None,
             "error": last.error if last else None,
             "error_type": last.error_type if last else None,
+            "output": step.output if step else None,
         })  # fmt: skip
     return rows
 

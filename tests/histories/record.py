@@ -1,6 +1,7 @@
 """Record scenario histories as JSONL (run by hand when the machine learns something new).
 
-    python -m tests.histories.record
+    python -m tests.histories.record          # records the scenarios not recorded yet
+    python -m tests.histories.record --force  # records every one again (changes meaning!)
 
 Each line is one input message with the events decide() emitted for it; the last line
 is the final state. tests/unit/test_replay.py replays them against today's code.
@@ -8,11 +9,20 @@ is the final state. tests/unit/test_replay.py replays them against today's code.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import orjson
 
-from streams.contracts import FinishExecution, Report, ReportBatch, StartExecution, Wake
+from streams.contracts import (
+    FinishExecution,
+    Report,
+    ReportBatch,
+    StartExecution,
+    StopExecution,
+    TaskUpdate,
+    Wake,
+)
 from streams.machine import MachineConfig, decide
 from streams.plan import Plan
 
@@ -23,6 +33,23 @@ PLAN = Plan.model_validate({"id": "recon", "name": "跨系统对账", "steps": [
     {"id": "stock", "dependsOn": ["fetch"], "system": "WMS", "module": "Stock"},
     {"id": "post", "dependsOn": ["stock"], "system": "FIN", "module": "Ledger"},
 ]})  # fmt: skip
+
+
+ORCHESTRATED = Plan.model_validate({"id": "orch", "steps": [
+    {"id": "fetch", "type": "api_call", "system": "ERP",
+     "config": {"url": "http://erp/orders?d={{ input.date }}", "output_mapping": {"n": "data.n"}},
+     "retry": {"max_retries": 2, "initial_delay": 1}},
+    {"id": "check", "type": "condition", "dependsOn": ["fetch"],
+     "config": {"expression": "fetch.n > 0", "true_path": ["wait"], "false_path": ["none"]}},
+    {"id": "none", "type": "transform", "dependsOn": ["check"], "config": {"mapping": {"a": "1"}}},
+    {"id": "wait", "type": "delay", "dependsOn": ["check"], "config": {"seconds": 2}},
+    {"id": "post", "type": "api_call", "dependsOn": ["wait"], "config": {"url": "http://fin"}},
+]})  # fmt: skip
+
+
+def _t(step: str, attempt: int, phase: str, at: int, **kw: object) -> TaskUpdate:
+    return TaskUpdate(execution_id="exec_hist", received_at=at, task_id=f"exec_hist/{step}/"
+                      f"{attempt}", step_id=step, attempt=attempt, phase=phase, **kw)  # type: ignore[arg-type]
 
 
 def _r(rid: str, kind: str, step: str | None, ts: int, **data: object) -> Report:
@@ -60,6 +87,21 @@ def scenarios() -> dict[str, list]:
             ReportBatch(execution_id=e, received_at=70_000, reports=(
                 _r("late", "step_succeeded", "a", 65_000),)),
         ],
+        "orchestrated_retry_branch_delay_stop": [
+            StartExecution(execution_id=e, received_at=1_000, command_id="c1",
+                           mode="orchestrated", plan=ORCHESTRATED, inputs={"date": "d1"}),
+            _t("fetch", 1, "started", 1_010),
+            _t("fetch", 1, "failed", 1_050, error="HTTP 503", error_type="ServiceUnavailable",
+               retryable=True),
+            Wake(execution_id=e, received_at=3_000),
+            _t("fetch", 2, "started", 3_010),
+            _t("fetch", 2, "succeeded", 3_020, output={"status": 200, "n": 2}),
+            _t("fetch", 2, "succeeded", 3_030, output={"status": 200, "n": 9}),
+            Wake(execution_id=e, received_at=5_100),
+            _t("post", 1, "started", 5_200),
+            StopExecution(execution_id=e, received_at=5_300, command_id="s1"),
+            _t("post", 1, "succeeded", 5_400, output={}),
+        ],
     }
 
 
@@ -74,7 +116,10 @@ def replay(messages: list) -> tuple[list[list[dict]], dict | None]:
 
 
 def main() -> None:
+    force = "--force" in sys.argv
     for name, messages in scenarios().items():
+        if (HERE / f"{name}.jsonl").exists() and not force:
+            continue
         outs, state = replay(messages)
         lines = [orjson.dumps({"kind": type(m).__name__, "in": m.model_dump(mode="json"),
                                "out": out}) for m, out in zip(messages, outs, strict=True)]

@@ -88,3 +88,18 @@ def test_inputs_are_checked_against_every_inputs_spec_at_once():
     assert validate_inputs(p, {"date": "2025-09-01", "count": 3, "flag": True, "x": 1},
                            "test", 60) == [{"field": "inputsSpec.x", "step_id": "b",
                                             "problem": "unknown input type 'weird'"}]
+
+
+def test_step_types_registered_by_executors_are_known_and_their_config_is_checked():
+    from pydantic import BaseModel, ConfigDict
+
+    class SqlConfig(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        query: str
+
+    p = Plan.model_validate({"steps": [{"id": "q", "type": "sql", "config": {"query": "1"}},
+                                       {"id": "r", "type": "sql", "config": {"q": 1}}]})
+    assert [x["step_id"] for x in validate_plan(p)] == ["q", "r"]  # unknown without it
+    problems = validate_plan(p, {"sql": SqlConfig})
+    assert {x["step_id"] for x in problems} == {"r"}
+    assert any("config.query" in x["problem"] for x in problems)

@@ -1,0 +1,111 @@
+"""``evolve(state, event)``: fold one event into an execution's state (pure).
+
+The only way state changes: the worker folds the events decide() emitted, the projector
+and restore fold archived events, and both reach the same state.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streams.contracts import STEP_REPORT_TYPES, Event, ms_of
+from streams.plan import Plan
+from streams.state import ExecutionState, StepReport, StepState
+
+DEFINITION_KEYS = ("mode", "plan", "inputs", "environment", "workflow_id", "system", "module",
+                   "labels", "timeout_at")  # fmt: skip
+
+
+def evolve(state: ExecutionState | None, event: Event) -> ExecutionState:
+    """Fold one event into the state."""
+    if state is None:
+        state = ExecutionState(execution_id=event.execution_id, tenant=event.tenant)
+    upd: dict[str, Any] = {"seq": event.seq}
+    new_ids = {event.cause_id}
+    if "report_id" in event.data:
+        new_ids.add(str(event.data["report_id"]))
+    if not new_ids <= state.applied:
+        upd["applied"] = state.applied | new_ids
+    if event.received_at:
+        upd["last_activity_at"] = max(state.last_activity_at, ms_of(event.received_at))
+    ts = ms_of(event.timestamp)
+    kind = event.event_type
+    if kind in ("execution_started", "execution_updated"):
+        upd.update(_definition(event.data))
+        if kind == "execution_started":
+            upd["started_at"] = ts
+            upd["status"] = "running"
+    elif kind in STEP_REPORT_TYPES and event.step_id:
+        upd["steps"] = _with_report(state, event, ts)
+        start = ts - int(event.data.get("duration_ms") or 0)
+        upd["started_at"] = min(state.started_at, start) if state.started_at else start
+    elif kind in ("step_scheduled", "step_retry_scheduled") and event.step_id:
+        upd["steps"] = _with_schedule(state, event)
+    elif kind == "execution_completed":
+        upd["status"] = upd["final_status"] = event.data.get("status", "succeeded")
+        upd["finished_at"] = ts
+        upd["message"] = event.message
+        upd["error_type"] = event.data.get("error_type")
+    return state.model_copy(update=upd)
+
+
+def _definition(data: dict[str, Any]) -> dict[str, Any]:
+    out = {k: data[k] for k in DEFINITION_KEYS if data.get(k) is not None}
+    if "plan" in out:
+        out["plan"] = Plan.model_validate(out["plan"])
+    out["defined"] = bool(data.get("defined"))
+    return out
+
+
+def _step(state: ExecutionState, event: Event) -> StepState:
+    assert event.step_id is not None
+    old = state.steps.get(event.step_id)
+    if old is not None:
+        return old
+    return StepState(step_id=event.step_id, system=event.system, module=event.module)
+
+
+def _with_report(state: ExecutionState, event: Event, ts: int) -> dict[str, StepState]:
+    """A step event from a reporter or from the machine: reporters' own ids dedupe resends;
+    the machine's events are told apart by their event id (stable across replays)."""
+    assert event.step_id is not None
+    d = event.data
+    report = StepReport(
+        report_id=str(d.get("report_id") or event.event_id),
+        event_type=event.event_type,
+        ts=ts,
+        duration_ms=int(d["duration_ms"]) if d.get("duration_ms") is not None else None,
+        error=d.get("error"),
+        error_type=d.get("error_type"),
+        retryable=bool(d.get("retryable", False)),
+    )
+    steps = dict(state.steps)
+    old = _step(state, event)
+    if any(r.report_id == report.report_id for r in old.reports):
+        return steps
+    upd: dict[str, Any] = {
+        "system": old.system or event.system,
+        "module": old.module or event.module,
+        "reports": sorted([*old.reports, report], key=StepReport.sort_key),
+    }
+    if event.event_type == "step_started" and d.get("due_at"):
+        upd.update(due_at=ms_of(d["due_at"]), due_kind="delay")
+    elif event.event_type != "step_started":
+        upd.update(due_at=None, due_kind=None)
+    if event.event_type == "step_succeeded" and isinstance(d.get("output"), dict):
+        upd["output"] = d["output"]
+    steps[event.step_id] = old.model_copy(update=upd)
+    return steps
+
+
+def _with_schedule(state: ExecutionState, event: Event) -> dict[str, StepState]:
+    assert event.step_id is not None
+    steps = dict(state.steps)
+    old = _step(state, event)
+    if event.event_type == "step_scheduled":
+        upd: dict[str, Any] = {"scheduled": int(event.data["attempt"]), "due_at": None,
+                               "due_kind": None}  # fmt: skip
+    else:
+        upd = {"due_at": ms_of(event.data["due_at"]), "due_kind": "retry"}
+    steps[event.step_id] = old.model_copy(update=upd)
+    return steps
