@@ -77,8 +77,9 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_response(ApiError(400, "malformed_json", f"malformed JSON: {msg}"))
         details = [{"field": _field_path(tuple(e.get("loc", ()))), "message": e.get("msg", ""),
                     "type": e.get("type", "")} for e in errors]  # fmt: skip
-        fields = ", ".join(d["field"] or "body" for d in details[:10])
-        return error_response(ApiError(422, "invalid_request", f"invalid fields: {fields}",
+        # A field is named; a rule over the whole body says what it wants.
+        parts = [d["field"] or d["message"].removeprefix("Value error, ") for d in details[:10]]
+        return error_response(ApiError(422, "invalid_request", "invalid: " + "; ".join(parts),
                                        details=details))
 
     @app.exception_handler(StarletteHTTPException)

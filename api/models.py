@@ -11,7 +11,6 @@ from streams.contracts import FinalStatus, ReportedType
 from streams.plan import Plan
 
 ID_PATTERN = r"^[A-Za-z0-9_.:\-]+$"
-Environment = Literal["dev", "test", "stage", "prod"]
 
 
 class _Body(BaseModel):
@@ -19,23 +18,32 @@ class _Body(BaseModel):
 
 
 class StartRequest(_Body):
-    mode: Literal["tracked", "orchestrated"] = "tracked"
+    """`POST /executions`. Orchestrated (the default) runs ``plan``; tracked executions are
+    run elsewhere and reported over `POST /events` (a plan is optional there)."""
+
+    mode: Literal["tracked", "orchestrated"] = "orchestrated"
     execution_id: str | None = Field(default=None, min_length=1, max_length=200,
                                      pattern=ID_PATTERN)
     plan: Plan | None = None
     inputs: dict[str, Any] = Field(default_factory=dict)
-    environment: Environment = "dev"
+    environment: str = Field(default="dev", max_length=50)  # checked with the inputs
     labels: dict[str, str] = Field(default_factory=dict, max_length=50)
     workflow_id: str | None = Field(default=None, max_length=200)
     system: str | None = Field(default=None, max_length=200)
     module: str | None = Field(default=None, max_length=200)
     tenant: str = Field(default="default", min_length=1, max_length=100)
+    timeout_sec: float | None = Field(default=None, alias="timeoutSec")
 
     @model_validator(mode="after")
     def _valid(self) -> StartRequest:
-        if self.mode == "orchestrated":
-            raise ValueError("orchestrated mode is not available yet: use mode 'tracked'")
+        if self.mode == "orchestrated" and self.plan is None:
+            raise ValueError("an orchestrated execution needs a plan (executions run by other "
+                             "systems and reported over POST /events use mode 'tracked')")
         return self
+
+
+class StopRequest(_Body):
+    reason: str = Field(default="", max_length=2000)
 
 
 class ReportedEvent(_Body):

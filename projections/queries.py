@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
+from streams.executors.masking import mask_secrets
 
 from projections.clickhouse import ClickHouse, identifier
 from projections.schema import DEFAULT_DATABASE
@@ -143,26 +144,52 @@ async def execution_logs(
     after_seq: int = 0,
     database: str = DEFAULT_DATABASE,
 ) -> list[dict[str, Any]]:
-    """``log`` events in seq order; level = ``data.level`` (info when absent, warning = warn)."""
+    """Log lines in seq order: ``log`` events (level = ``data.level``, info when absent,
+    warning = warn) and each step's input, output and errors, secrets masked. Lines an
+    executor attached to a step's outcome follow it under the same seq."""
     db = identifier(database)
     level_filter = "AND level = {level:String} " if level else ""
     rows = await ch.query(
-        "SELECT seq, toUnixTimestamp64Milli(timestamp) AS ts, step_id, message, data, "
-        "lower(JSONExtractString(data, 'level')) AS raw_level, "
-        "multiIf(raw_level = '', 'info', raw_level = 'warning', 'warn', raw_level) AS level "
+        "SELECT seq, toUnixTimestamp64Milli(timestamp) AS ts, step_id, event_type, message, "
+        "data, lower(JSONExtractString(data, 'level')) AS raw_level, "
+        "multiIf(event_type = 'step_failed', 'error', event_type = 'step_retry_scheduled', "
+        "'warn', event_type != 'log' OR raw_level = '', 'info', raw_level = 'warning', 'warn', "
+        "raw_level) AS level "
         f"FROM {db}.events "
-        "WHERE execution_id = {eid:String} AND tenant = {tenant:String} "
-        "AND event_type = 'log' AND seq > {after:UInt64} "
+        "WHERE execution_id = {eid:String} AND tenant = {tenant:String} AND seq > {after:UInt64} "
+        "AND (event_type IN ('log', 'step_failed', 'step_retry_scheduled') "
+        "OR (event_type = 'step_scheduled' AND JSONHas(data, 'input')) "
+        "OR (event_type = 'step_succeeded' AND JSONHas(data, 'output'))) "
         + level_filter
         + "ORDER BY seq LIMIT 1 BY seq LIMIT {limit:UInt32}",
         {"eid": execution_id, "tenant": tenant, "after": max(after_seq, 0), "limit": limit,
          "level": (level or "").lower()},
     )  # fmt: skip
-    return [
-        {"seq": int(r["seq"]), "timestamp": iso_ms(int(r["ts"])), "level": r["level"],
-         "message": r["message"], "step_id": r["step_id"], "data": orjson.loads(r["data"])}
-        for r in rows
-    ]  # fmt: skip
+    lines: list[dict[str, Any]] = []
+    for r in rows:
+        data = mask_secrets(orjson.loads(r["data"]))
+        kind, message = _log_line(r["event_type"], r["message"], data)
+        line = {"seq": int(r["seq"]), "timestamp": iso_ms(int(r["ts"])), "level": r["level"],
+                "kind": kind, "message": message, "step_id": r["step_id"], "data": data}
+        lines.append(line)
+        executor_lines = data.get("logs") if kind != "log" else None
+        for text in executor_lines or ():
+            lines.append({**line, "kind": "executor", "message": str(text), "data": {}})
+    return lines
+
+
+def _log_line(event_type: str, message: str, data: dict[str, Any]) -> tuple[str, str]:
+    """What one event says as a log line: (kind, message)."""
+    if event_type == "step_scheduled":
+        return "input", "input: " + orjson.dumps(data.get("input")).decode()
+    if event_type == "step_succeeded":
+        return "output", "output: " + orjson.dumps(data.get("output")).decode()
+    if event_type == "step_failed":
+        kind = data.get("error_type") or "Error"
+        return "error", f"error: {kind}: {data.get('error') or message}"
+    if event_type == "step_retry_scheduled":
+        return "retry", message
+    return "log", message
 
 
 async def max_seqs(

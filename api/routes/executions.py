@@ -1,4 +1,4 @@
-"""Executions: start, read, history, logs, and finishing a tracked one by hand."""
+"""Executions: start, read, history, logs, stop, and finishing a tracked one by hand."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from api.accept import accept
 from api.deps import AppContext, Ctx, IdempotencyKey, command_id_for, digest, new_id, now_ms
 from api.envelope import ApiError, not_found, ok
 from api.history import merged_history
-from api.models import FinishRequest, StartRequest
-from api.routes.plans import check_plan
+from api.models import FinishRequest, StartRequest, StopRequest
+from api.routes.plans import check_inputs, check_plan
 from projections import queries
 from projections.journal import Entry
-from streams.contracts import FinishExecution, StartExecution
+from streams.contracts import FinishExecution, StartExecution, StopExecution
 
 router = APIRouter(prefix="/api/v1", tags=["executions"])
 ExecId = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:\-]+$")]
@@ -24,8 +24,10 @@ Tenant = Annotated[str, Query(min_length=1, max_length=100)]
 @router.post("/executions", status_code=202)
 async def start_execution(body: StartRequest, ctx: Ctx, idempotency_key: IdempotencyKey = None):
     """Start an execution (202). The same id or Idempotency-Key again creates nothing new."""
+    # Nothing is journaled or appended for an invalid plan or invalid inputs.
     if body.plan is not None:
-        check_plan(body.plan)  # nothing is journaled or appended for an invalid plan
+        check_plan(body.plan, body.mode)
+    check_inputs(body.plan, body.inputs, body.environment, body.timeout_sec)
     if body.execution_id:
         eid = body.execution_id
     elif idempotency_key:
@@ -37,12 +39,16 @@ async def start_execution(body: StartRequest, ctx: Ctx, idempotency_key: Idempot
         command_id=command_id_for(body.tenant, f"start:{eid}", idempotency_key),
         mode=body.mode, plan=body.plan, inputs=body.inputs, environment=body.environment,
         labels=body.labels, workflow_id=body.workflow_id, system=body.system, module=body.module,
+        timeout_sec=body.timeout_sec,
     )  # fmt: skip
     await accept(ctx, [_entry(ctx, "start", cmd)])
     return ok({"execution_id": eid, "command_id": cmd.command_id, "status": "pending"}, 202)
 
 
-def _entry(ctx: AppContext, action: str, cmd: StartExecution | FinishExecution) -> Entry:
+ControlCommand = FinishExecution | StopExecution
+
+
+def _entry(ctx: AppContext, action: str, cmd: StartExecution | ControlCommand) -> Entry:
     return Entry(action=action, execution_id=cmd.execution_id, ids=(cmd.command_id,),
                  topic=ctx.settings.topic("commands"), payload=cmd.model_dump_json().encode(),
                  received_at=cmd.received_at, tenant=cmd.tenant, actor=cmd.actor)
@@ -102,14 +108,39 @@ async def finish_execution(
         command_id=command_id_for(tenant, f"finish:{execution_id}", idempotency_key),
         status=body.status, message=body.message,
     )  # fmt: skip
+    return await _control(ctx, "finish", cmd)
+
+
+@router.post("/executions/{execution_id}/stop")
+async def stop_execution(
+    execution_id: ExecId, ctx: Ctx, body: StopRequest | None = None, tenant: Tenant = "default",
+    idempotency_key: IdempotencyKey = None,
+):  # fmt: skip
+    """Stop an execution: nothing more starts, steps in flight are abandoned; the detail's
+    `stopped_at_steps` names them. 200 with the new status, 409, or 202 past the wait."""
+    await _detail_or_pending(ctx, execution_id, tenant)
+    cmd = StopExecution(
+        execution_id=execution_id, tenant=tenant, received_at=now_ms(),
+        command_id=command_id_for(tenant, f"stop:{execution_id}", idempotency_key),
+        reason=body.reason if body else "",
+    )  # fmt: skip
+    return await _control(ctx, "stop", cmd)
+
+
+async def _control(ctx: AppContext, action: str, cmd: ControlCommand) -> Any:
+    """Journal and append a control command, then wait for the worker's verdict
+    (DESIGN.md "Control verdicts")."""
     ctx.tail.expect(cmd.command_id)
-    await accept(ctx, [_entry(ctx, "finish", cmd)])
+    await accept(ctx, [_entry(ctx, action, cmd)])
     verdict = await ctx.tail.verdict(cmd.command_id, ctx.settings.command_wait)
+    eid = cmd.execution_id
     if verdict is None:
-        return ok({"execution_id": execution_id, "command_id": cmd.command_id,
-                   "status": "accepted"}, 202)  # fmt: skip
+        return ok({"execution_id": eid, "command_id": cmd.command_id, "status": "accepted"}, 202)
     if verdict["event_type"] == "command_rejected":
         raise ApiError(409, verdict["data"].get("reason", "rejected"), verdict["message"],
                        details=[{"command_id": cmd.command_id, **verdict["data"]}])
-    return ok({"execution_id": execution_id, "command_id": cmd.command_id,
-               "status": verdict["data"].get("status")})  # fmt: skip
+    data = verdict["data"]
+    body = {"execution_id": eid, "command_id": cmd.command_id, "status": data.get("status")}
+    if "stopped_at_steps" in data:
+        body["stopped_at_steps"] = data["stopped_at_steps"]
+    return ok(body)

@@ -17,6 +17,7 @@ import pytest
 
 from tests.e2e.conftest import Product, Reporter, launch, wait_for
 from tests.e2e.test_tracked import step_reports
+from tests.http_stub import serve
 
 
 @pytest.fixture
@@ -46,8 +47,8 @@ def test_sigterm_then_start_again_keeps_everything_and_running_work_continues(ro
         p.wait_ready()
         with _client(p) as api:
             for eid in (running, done):
-                assert api.post("/api/v1/executions", json={"execution_id": eid, "plan": plan}
-                                ).status_code == 202
+                body = {"mode": "tracked", "execution_id": eid, "plan": plan}
+                assert api.post("/api/v1/executions", json=body).status_code == 202
                 wait_for(lambda eid=eid: _detail(api, eid).get("last_seq") == 1)
             reports = step_reports(running, "a", "ERP", 0, 10) + step_reports(
                 done, "a", "ERP", 0, 10) + step_reports(done, "b", "FIN", 20, 30, ok=False)
@@ -83,6 +84,46 @@ def test_sigterm_then_start_again_keeps_everything_and_running_work_continues(ro
             assert final["last_seq"] == len(before[running]) + 3  # started, succeeded, done
     finally:
         p.stop()
+
+
+def test_a_delay_and_a_call_in_flight_survive_a_full_restart(root: Path):
+    """Durable timers and tasks: the product stops during a 4 s delay (another execution has
+    a call in flight); after a restart the delay still fires, the call is made again under
+    the same Idempotency-Key, and no step that had succeeded is called again."""
+    with serve() as service:
+        url = service.base_url
+        delayed, calling = f"dly_{uuid.uuid4().hex[:8]}", f"cal_{uuid.uuid4().hex[:8]}"
+        p = launch(root)
+        try:
+            p.wait_ready()
+            with _client(p) as api:
+                api.post("/api/v1/executions", json={"execution_id": delayed, "plan": {"steps": [
+                    {"id": "first", "type": "api_call", "config": {"url": f"{url}/json/{delayed}"}},
+                    {"id": "wait", "type": "delay", "dependsOn": ["first"],
+                     "config": {"seconds": 4}},
+                    {"id": "last", "type": "api_call", "dependsOn": ["wait"],
+                     "config": {"url": f"{url}/json/{delayed}/last"}}]}})  # fmt: skip
+                api.post("/api/v1/executions", json={"execution_id": calling, "plan": {"steps": [
+                    {"id": "slow", "type": "api_call", "timeout": 30,
+                     "config": {"url": f"{url}/slow/{calling}?s=12"}}]}})  # fmt: skip
+                wait_for(lambda: _detail(api, delayed).get("current_steps") == ["wait"]
+                         and service.count(f"/slow/{calling}") == 1)
+        finally:
+            assert p.stop(signal.SIGTERM) == 0
+        p = launch(root)
+        try:
+            p.wait_ready()
+            with _client(p) as api:
+                for eid in (delayed, calling):
+                    wait_for(lambda eid=eid: _detail(api, eid)["status"] == "succeeded",
+                             timeout=90)
+            assert service.count(f"/json/{delayed}") == 1
+            assert service.count(f"/json/{delayed}/last") == 1
+            # Cut off by the stop (12 s > the executor's 10 s grace), called again after it
+            # with the same key: the service can tell it is the same task.
+            assert service.keys(f"/slow/{calling}") == [f"{calling}/slow/1"] * 2
+        finally:
+            p.stop()
 
 
 def test_sigkill_of_every_process_loses_no_accepted_report_and_doubles_nothing(root: Path):
@@ -123,8 +164,9 @@ def test_sigkill_of_the_broker_alone_is_restored_and_work_goes_on(root: Path):
         p.wait_ready()
         eid = f"brk_{uuid.uuid4().hex[:8]}"
         with _client(p) as api:
-            api.post("/api/v1/executions", json={"execution_id": eid, "plan": {"steps": [
-                {"id": "a"}, {"id": "b", "dependsOn": ["a"]}]}})
+            api.post("/api/v1/executions", json={"mode": "tracked", "execution_id": eid,
+                                                 "plan": {"steps": [
+                {"id": "a"}, {"id": "b", "dependsOn": ["a"]}]}})  # fmt: skip
             wait_for(lambda: _detail(api, eid).get("last_seq") == 1)
             api.post("/api/v1/events", json={"events": step_reports(eid, "a", "ERP", 0, 10)})
             wait_for(lambda: _detail(api, eid).get("last_seq") == 3)

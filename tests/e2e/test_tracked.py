@@ -95,7 +95,7 @@ def test_websocket_reconnect_after_seq_sees_the_rest_exactly_once(
     api: httpx.Client, product: Product
 ):
     eid = new_eid()
-    api.post("/api/v1/executions", json={"execution_id": eid, "plan": {
+    api.post("/api/v1/executions", json={"mode": "tracked", "execution_id": eid, "plan": {
         "id": "p_ws", "steps": [{"id": f"w{i}", "system": "ERP"} for i in range(4)]}})
     wait_for(lambda: detail(api, eid)["status"] == "running")
 
@@ -158,7 +158,7 @@ def test_bad_input_gets_clear_errors_and_nothing_of_a_bad_batch_is_kept(api: htt
     assert r.status_code == 400 and r.json()["error"]["code"] == "malformed_json"
     r = api.get(f"/api/v1/executions/{eid}")
     assert r.status_code == 404 and r.json()["error"]["category"] == "not_found"
-    r = api.post("/api/v1/executions", json={"plan": {"steps": [
+    r = api.post("/api/v1/executions", json={"mode": "tracked", "plan": {"steps": [
         {"id": "a", "dependsOn": ["b"]}, {"id": "b", "dependsOn": ["a"]}]}})
     assert r.status_code == 422 and "cycle" in r.text
     time.sleep(1.0)
@@ -167,7 +167,7 @@ def test_bad_input_gets_clear_errors_and_nothing_of_a_bad_batch_is_kept(api: htt
 
 def test_accepted_but_unprojected_reads_pending_never_404(api: httpx.Client):
     eid = new_eid()
-    r = api.post("/api/v1/executions", json={"execution_id": eid})
+    r = api.post("/api/v1/executions", json={"mode": "tracked", "execution_id": eid})
     assert r.status_code == 202
     first = api.get(f"/api/v1/executions/{eid}")
     assert first.status_code == 200
@@ -184,7 +184,7 @@ def test_a_late_report_after_the_execution_left_the_hot_set_continues_its_seq(
     api: httpx.Client,
 ):
     eid = new_eid()
-    api.post("/api/v1/executions", json={"execution_id": eid})
+    api.post("/api/v1/executions", json={"mode": "tracked", "execution_id": eid})
     wait_for(lambda: detail(api, eid).get("last_seq") == 1)
     assert api.post(f"/api/v1/executions/{eid}/finish", json={"status": "succeeded"}
                     ).status_code == 200
@@ -221,7 +221,8 @@ def test_plan_and_input_validation_routes_name_every_problem(api: httpx.Client):
         "plan": ok_plan, "inputs": {"date": "2025-09-01"}, "environment": "test"})
     assert r.status_code == 200 and r.json()["data"] == {"valid": True}
     eid = new_eid()  # an invalid plan starts nothing
-    r = api.post("/api/v1/executions", json={"execution_id": eid, "plan": bad_plan})
+    r = api.post("/api/v1/executions",
+                 json={"mode": "tracked", "execution_id": eid, "plan": bad_plan})
     assert r.status_code == 422
     assert api.get(f"/api/v1/executions/{eid}").status_code == 404
 

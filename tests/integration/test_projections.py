@@ -149,9 +149,10 @@ async def test_reads_match_the_figures_worked_out_by_hand(clickhouse: ClickHouse
     assert later["executions"] == {} and later["avg_duration_ms"] is None
 
     logs = await queries.execution_logs(ch, "exec_recon", database=db)
-    assert [(entry["seq"], entry["level"], entry["step_id"]) for entry in logs] == [
-        (6, "info", "fetch_b"), (15, "warn", "post"),
-    ]  # fmt: skip
+    assert [(e["seq"], e["level"], e["kind"], e["step_id"]) for e in logs] == [
+        (6, "info", "log", "fetch_b"), (10, "error", "error", "match"),
+        (14, "error", "error", "post"), (15, "warn", "log", "post"),
+    ]  # fmt: skip  (log events, and each failed attempt as an error line)
     warn = await queries.execution_logs(ch, "exec_recon", level="warn", database=db)
     assert [entry["message"] for entry in warn] == ["posting rejected"]
     assert [e["level"] for e in await queries.execution_logs(ch, "exec_erp", database=db)] == [
