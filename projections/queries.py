@@ -12,11 +12,11 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
-from streams.executors.masking import mask_secrets
 
 from projections.clickhouse import ClickHouse, identifier
 from projections.schema import DEFAULT_DATABASE
 from streams.contracts import Event, iso_ms
+from streams.executors.masking import mask_secrets
 from streams.state import ExecutionState
 from streams.view import describe
 
