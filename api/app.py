@@ -18,7 +18,7 @@ from api.deps import AppContext
 from api.drain import drain
 from api.envelope import install_error_handlers
 from api.reconcile import reconcile_forever
-from api.routes import audit, executions, health, ingest, live, plans, tracking
+from api.routes import audit, control, executions, health, ingest, live, plans, tracking
 from api.startup import check_partitions, restore_if_needed
 from api.tail import EventTail
 from projections.clickhouse import ClickHouse
@@ -73,6 +73,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Runledger", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
-    for module in (health, plans, executions, ingest, tracking, audit, live):
+    for module in (health, plans, executions, control, ingest, tracking, audit, live):
         app.include_router(module.router)
     return app

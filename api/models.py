@@ -33,6 +33,7 @@ class StartRequest(_Body):
     module: str | None = Field(default=None, max_length=200)
     tenant: str = Field(default="default", min_length=1, max_length=100)
     timeout_sec: float | None = Field(default=None, alias="timeoutSec")
+    debug: bool = False  # orchestrated: pause before every step; POST …/step runs the next
 
     @model_validator(mode="after")
     def _valid(self) -> StartRequest:
@@ -44,6 +45,16 @@ class StartRequest(_Body):
 
 class StopRequest(_Body):
     reason: str = Field(default="", max_length=2000)
+
+
+class RerunRequest(_Body):
+    from_step: str = Field(min_length=1, max_length=200)
+    inputs: dict[str, Any] | None = None  # merged over the execution's inputs
+
+
+class InputRequest(_Body):
+    step_id: str = Field(min_length=1, max_length=200)
+    data: Any = None
 
 
 class ReportedEvent(_Body):

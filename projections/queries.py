@@ -23,7 +23,7 @@ from streams.view import describe
 DAY_MS = 86_400_000
 _ID_CHUNK = 5_000
 
-_EVENT_SELECT = """
+EVENT_SELECT = """
     SELECT tenant, execution_id, seq, event_id, cause_id, event_type, step_id,
            toUnixTimestamp64Milli(timestamp) AS ts, message, data, workflow_id, system,
            module, labels, toUnixTimestamp64Milli(received_at) AS received
@@ -35,7 +35,7 @@ def _iso(ms: int | None) -> str | None:
 
 
 def event_of(row: dict[str, Any]) -> Event:
-    """An ``events`` row (selected as in ``_EVENT_SELECT``) back as the contract's Event."""
+    """An ``events`` row (selected as in ``EVENT_SELECT``) back as the contract's Event."""
     return Event(
         event_id=row["event_id"], cause_id=row["cause_id"], execution_id=row["execution_id"],
         seq=int(row["seq"]), event_type=row["event_type"], step_id=row["step_id"],
@@ -113,7 +113,7 @@ async def execution_events(
     """Events with ``seq > after_seq`` in seq order, each once (contract shape)."""
     db = identifier(database)
     rows = await ch.query(
-        _EVENT_SELECT + f"FROM {db}.events "
+        EVENT_SELECT + f"FROM {db}.events "
         "WHERE execution_id = {eid:String} AND tenant = {tenant:String} "
         "AND seq > {after:UInt64} ORDER BY seq LIMIT 1 BY seq LIMIT {limit:UInt32}",
         {"eid": execution_id, "tenant": tenant, "after": max(after_seq, 0), "limit": limit},
@@ -127,7 +127,7 @@ async def archived_events(
     """Every archived event of an execution after ``after_seq`` (any tenant), each once."""
     db = identifier(database)
     rows = await ch.query(
-        _EVENT_SELECT + f"FROM {db}.events "
+        EVENT_SELECT + f"FROM {db}.events "
         "WHERE execution_id = {eid:String} AND seq > {after:UInt64} ORDER BY seq LIMIT 1 BY seq",
         {"eid": execution_id, "after": max(after_seq, 0)},
     )

@@ -134,9 +134,17 @@ _V2 = [
     """,
 ]
 
+# Commands are looked up by id (`GET /commands/{id}`): skip journal granules without it.
+_V3 = [
+    "ALTER TABLE {db}.journal ADD INDEX IF NOT EXISTS idx_ids ids TYPE bloom_filter(0.01) "
+    "GRANULARITY 1",
+    "ALTER TABLE {db}.journal MATERIALIZE INDEX idx_ids",
+]
+
 MIGRATIONS: list[tuple[int, list[str]]] = [
     (1, _V1),
     (2, _V2),
+    (3, _V3),
 ]
 
 

@@ -119,6 +119,7 @@ class StartExecution(_Message):
     actor: str = "anonymous"
     mode: Mode = "tracked"
     timeout_sec: float | None = None  # orchestrated: stop what still runs after this long
+    debug: bool = False  # orchestrated: pause before every step (`step` runs the next)
     plan: Plan | None = None
     inputs: dict[str, Any] = Field(default_factory=dict)
     environment: str = "dev"
@@ -150,6 +151,23 @@ class StopExecution(_Message):
     command_id: str
     actor: str = "anonymous"
     reason: str = ""
+
+
+ControlAction = Literal["pause", "resume", "retry", "rerun", "step", "input"]
+
+
+class ControlCommand(_Message):
+    """Steer an orchestrated execution (DESIGN.md "Control verdicts"). ``step_id`` is the
+    step a ``rerun`` starts from or the step an ``input`` answers; ``inputs`` are a
+    rerun's edited inputs (merged over the old ones); ``data`` is an input's answer."""
+
+    kind: Literal["control"] = "control"
+    command_id: str
+    actor: str = "anonymous"
+    action: ControlAction
+    step_id: str | None = None
+    inputs: dict[str, Any] | None = None
+    data: Any = None
 
 
 class TaskUpdate(_Message):
@@ -184,8 +202,8 @@ class Rehydrate(_Message):
 
 
 WorkerMessage = Annotated[
-    StartExecution | FinishExecution | StopExecution | ReportBatch | TaskUpdate | Wake
-    | Rehydrate,
+    StartExecution | FinishExecution | StopExecution | ControlCommand | ReportBatch | TaskUpdate
+    | Wake | Rehydrate,
     Field(discriminator="kind"),
 ]
 

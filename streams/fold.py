@@ -10,10 +10,10 @@ from typing import Any
 
 from streams.contracts import STEP_REPORT_TYPES, Event, ms_of
 from streams.plan import Plan
-from streams.state import ExecutionState, StepReport, StepState
+from streams.state import ExecutionState, StepReport, StepState, attempts_of
 
 DEFINITION_KEYS = ("mode", "plan", "inputs", "environment", "workflow_id", "system", "module",
-                   "labels", "timeout_at")  # fmt: skip
+                   "labels", "timeout_at", "debug")  # fmt: skip
 
 
 def evolve(state: ExecutionState | None, event: Event) -> ExecutionState:
@@ -46,7 +46,52 @@ def evolve(state: ExecutionState | None, event: Event) -> ExecutionState:
         upd["finished_at"] = ts
         upd["message"] = event.message
         upd["error_type"] = event.data.get("error_type")
+    elif kind == "execution_paused":
+        upd["status"] = "paused"
+    elif kind == "execution_resumed":
+        upd.update(_resumed(state, event.data))
+    elif kind in ("user_input_required", "input_received") and event.step_id:
+        upd["steps"] = _with_wait(state, event)
     return state.model_copy(update=upd)
+
+
+def _resumed(state: ExecutionState, data: dict[str, Any]) -> dict[str, Any]:
+    """Running again: after a pause, or a finished execution after retry or rerun (the
+    steps a rerun starts over keep their attempts as history, not their status)."""
+    upd: dict[str, Any] = {"status": "running", "finished_at": None, "final_status": None,
+                           "message": "", "error_type": None}  # fmt: skip
+    if data.get("command") == "resume":
+        upd["debug"] = False
+    if data.get("inputs"):
+        upd["inputs"] = {**state.inputs, **data["inputs"]}
+    if data.get("timeout_at"):
+        upd["timeout_at"] = ms_of(data["timeout_at"])
+    reset = data.get("reset_steps") or ()
+    if reset:
+        steps = dict(state.steps)
+        for sid in reset:
+            if sid in steps:
+                old = steps[sid]
+                steps[sid] = old.model_copy(update={
+                    "cleared": max(len(attempts_of(old)), old.scheduled), "output": None,
+                    "due_at": None, "due_kind": None, "waiting": False})  # fmt: skip
+        upd["steps"] = steps
+    return upd
+
+
+def _with_wait(state: ExecutionState, event: Event) -> dict[str, StepState]:
+    assert event.step_id is not None
+    steps = dict(state.steps)
+    old = _step(state, event)
+    if event.event_type == "user_input_required":
+        due = event.data.get("timeout_at")
+        steps[event.step_id] = old.model_copy(update={
+            "waiting": True, "due_at": ms_of(due) if due else None,
+            "due_kind": "input" if due else None})  # fmt: skip
+    else:
+        steps[event.step_id] = old.model_copy(update={"waiting": False, "due_at": None,
+                                                      "due_kind": None})  # fmt: skip
+    return steps
 
 
 def _definition(data: dict[str, Any]) -> dict[str, Any]:
@@ -91,7 +136,7 @@ def _with_report(state: ExecutionState, event: Event, ts: int) -> dict[str, Step
     if event.event_type == "step_started" and d.get("due_at"):
         upd.update(due_at=ms_of(d["due_at"]), due_kind="delay")
     elif event.event_type != "step_started":
-        upd.update(due_at=None, due_kind=None)
+        upd.update(due_at=None, due_kind=None, waiting=False)
     if event.event_type == "step_succeeded" and isinstance(d.get("output"), dict):
         upd["output"] = d["output"]
     steps[event.step_id] = old.model_copy(update=upd)

@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from streams import orchestrate
+from streams import control, orchestrate
 from streams.builder import Builder
 from streams.contracts import (
     STEP_REPORT_TYPES,
+    ControlCommand,
     Event,
     FinishExecution,
     Rehydrate,
@@ -48,7 +49,8 @@ class Decision:
 
 
 Message = (
-    StartExecution | FinishExecution | StopExecution | ReportBatch | TaskUpdate | Wake | Rehydrate
+    StartExecution | FinishExecution | StopExecution | ControlCommand | ReportBatch | TaskUpdate
+    | Wake | Rehydrate
 )
 
 
@@ -69,6 +71,8 @@ def decide(state: ExecutionState | None, msg: Message, cfg: MachineConfig) -> De
         _finish(b, msg)
     elif isinstance(msg, StopExecution):
         _stop(b, msg)
+    elif isinstance(msg, ControlCommand):
+        control.apply(b, msg)
     elif isinstance(msg, TaskUpdate):
         orchestrate.on_task(b, msg)
     elif isinstance(msg, ReportBatch):
@@ -111,6 +115,8 @@ def _start(b: Builder, msg: StartExecution) -> None:
     }  # fmt: skip
     if msg.timeout_sec is not None:
         definition["timeout_at"] = msg.received_at + int(msg.timeout_sec * 1000)
+    if msg.debug:
+        definition["debug"] = True
     if b.state is None:
         b.emit("execution_started", msg.command_id, msg.received_at, message="execution started",
                data=definition, workflow_id=msg.workflow_id, system=msg.system, module=msg.module)
@@ -153,10 +159,14 @@ def _stop(b: Builder, msg: StopExecution) -> None:
     if st.finished:
         _reject(b, "stop", msg.command_id, "already_finished", f"execution already {st.status}")
         return
-    b.emit("execution_completed", msg.command_id, msg.received_at,
-           message=msg.reason or f"stopped by {msg.actor}",
-           data={"status": "stopped", "by": msg.actor,
-                 "stopped_at_steps": orchestrate.active_steps(st)})  # fmt: skip
+    why = msg.reason or f"stopped by {msg.actor}"
+    if st.mode == "orchestrated":
+        orchestrate.finish_abandoning(b, msg.command_id, msg.received_at, why, "stopped",
+                                      {"by": msg.actor})
+    else:  # reported steps: nothing is made up for them
+        b.emit("execution_completed", msg.command_id, msg.received_at, message=why,
+               data={"status": "stopped", "by": msg.actor,
+                     "stopped_at_steps": orchestrate.active_steps(st)})  # fmt: skip
 
 
 def _report(b: Builder, r: Report) -> None:

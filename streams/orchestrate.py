@@ -16,18 +16,22 @@ from streams.builder import Builder
 from streams.contracts import StepTask, TaskUpdate, iso_ms, task_id_for
 from streams.executors.masking import mask_secrets, mask_url
 from streams.plan import PlanStep, RetryPolicy
-from streams.state import ExecutionState, StepState, attempts_of, step_statuses
+from streams.state import ExecutionState, StepState, attempts_of, next_attempt, step_statuses
 from streams.templates import ExpressionError, context, evaluate, render
 from streams.validation import canonical_type
 
+STOPPED = "Stopped"  # error_type of an attempt abandoned by stop or the execution timeout
 INLINE_TYPES = frozenset({"start", "end", "condition", "transform"})
 WAITING_TYPES = frozenset({"external"})
 _MAX_TIMER_ROUNDS = 1000
 
 
 def next_due(state: ExecutionState) -> int | None:
-    """The earliest of the execution timeout and every step's delay or retry timer."""
-    dues = [s.due_at for s in state.steps.values() if s.due_at is not None]
+    """The earliest of the execution timeout and every step's timer (a retry waits while
+    the execution is paused: it would start a step)."""
+    paused = state.status == "paused"
+    dues = [s.due_at for s in state.steps.values()
+            if s.due_at is not None and not (paused and s.due_kind == "retry")]  # fmt: skip
     if state.timeout_at is not None:
         dues.append(state.timeout_at)
     return min(dues) if dues else None
@@ -46,79 +50,122 @@ def fire_timers(b: Builder, now: int) -> None:
         if st.timeout_at is not None and st.timeout_at == due:
             _time_out(b, due)
             return
-        step = min((s for s in st.steps.values() if s.due_at == due), key=lambda s: s.step_id)
+        paused = st.status == "paused"
+        step = min((s for s in st.steps.values() if s.due_at == due
+                    and not (paused and s.due_kind == "retry")), key=lambda s: s.step_id)
         cause = f"timer:{step.due_kind}:{step.step_id}:{due}"
         if step.due_kind == "delay":
             b.emit("step_succeeded", cause, due, step_id=step.step_id, message="delay elapsed",
                    data={"attempt": len(attempts_of(step)), "output": {},
+                         "due_at": iso_ms(due)})  # fmt: skip
+        elif step.due_kind == "input":
+            b.emit("step_failed", cause, due, step_id=step.step_id,
+                   message="no input before the step's timeout",
+                   data={"attempt": len(attempts_of(step)), "error": "no input received in time",
+                         "error_type": "InputTimeout", "retryable": False,
                          "due_at": iso_ms(due)})  # fmt: skip
         else:
             _dispatch(b, _plan_step(st, step.step_id), cause, due, {"due_at": iso_ms(due)})
         advance(b, cause, due)
 
 
+def ready_steps(st: ExecutionState) -> list[PlanStep]:
+    """Plan steps that would start now: pending, every dependency succeeded or skipped."""
+    if st.plan is None:
+        return []
+    statuses = step_statuses(st)
+    return [ps for ps in st.plan.steps if statuses[ps.id] == "pending"
+            and all(statuses.get(d) in ("succeeded", "skipped") for d in ps.depends_on)]
+
+
 def advance(b: Builder, cause_id: str, now: int) -> None:
-    """Start every step whose dependencies are done; skip those that depend only on
-    skipped steps; then finish the execution when no step can make progress."""
-    changed = True
-    while changed and b.state is not None and not b.state.finished:
-        changed = False
+    """Start every ready step (none while paused; in debug mode the execution pauses
+    before each); skip those that depend only on skipped steps; then finish the
+    execution when no step can make progress."""
+    while b.state is not None and not b.state.finished:
         st = b.state
-        assert st.plan is not None
-        statuses = step_statuses(st)
-        for ps in st.plan.steps:
-            if statuses[ps.id] != "pending" or ps.id in st.steps:
-                continue
-            deps = [statuses.get(d) for d in ps.depends_on]
-            if any(d not in ("succeeded", "skipped") for d in deps):
-                continue
-            if deps and all(d == "skipped" for d in deps):
-                b.emit("step_skipped", cause_id, now, step_id=ps.id,
-                       message="every step it depends on was skipped",
-                       data={"reason": "dependencies_skipped"})
-            else:
-                _run(b, ps, cause_id, now)
-            changed = True
-            break  # statuses changed: look again from the top
+        ready = ready_steps(st)
+        skip = [ps for ps in ready if ps.depends_on and all(
+            step_statuses(st).get(d) == "skipped" for d in ps.depends_on)]  # fmt: skip
+        if skip:
+            b.emit("step_skipped", cause_id, now, step_id=skip[0].id,
+                   message="every step it depends on was skipped",
+                   data={"reason": "dependencies_skipped"})
+            continue
+        if not ready or st.status == "paused":
+            break
+        if st.debug:
+            b.emit("execution_paused", cause_id, now, message=f"debug: before {ready[0].id}",
+                   data={"reason": "debug", "next_step": ready[0].id, "status": "paused"})
+            break
+        _run(b, ready[0], cause_id, now)
     _complete_if_done(b, cause_id, now)
+
+
+def run_step(b: Builder, ps: PlanStep, cause_id: str, now: int) -> None:
+    """Start one step now, whatever the execution's pause (debug's `step` command)."""
+    _run(b, ps, cause_id, now)
 
 
 def _run(b: Builder, ps: PlanStep, cause_id: str, now: int) -> None:
     kind = canonical_type(ps.type)
+    st = b.state
+    assert st is not None
+    attempt = next_attempt(st.steps.get(ps.id))
     if kind in WAITING_TYPES:
         # Reported by another system; mark it so the scheduler does not look again.
         b.emit("step_scheduled", cause_id, now, step_id=ps.id, message="waiting for a report",
-               data={"attempt": 1, "type": kind})
+               data={"attempt": attempt, "type": kind})
         return
     if kind == "delay":
         seconds = float(ps.config.get("seconds", 0))
         due = now + int(seconds * 1000)
         b.emit("step_started", cause_id, now, step_id=ps.id, message=f"delay {seconds:g} s",
-               data={"attempt": 1, "due_at": iso_ms(due)})
+               data={"attempt": attempt, "due_at": iso_ms(due)})
+        return
+    if kind == "wait_input":
+        _wait_for_input(b, ps, attempt, cause_id, now)
         return
     if kind not in INLINE_TYPES:
         _dispatch(b, ps, cause_id, now)
         return
-    st = b.state
-    assert st is not None
     try:
         output = _inline_output(st, ps, kind)
     except ExpressionError as exc:
         b.emit("step_failed", cause_id, now, step_id=ps.id, message=str(exc),
-               data={"attempt": 1, "error": str(exc), "error_type": "ExpressionError",
+               data={"attempt": attempt, "error": str(exc), "error_type": "ExpressionError",
                      "retryable": False, "duration_ms": 0})  # fmt: skip
         return
     b.emit("step_succeeded", cause_id, now, step_id=ps.id, message=f"{kind} done",
-           data={"attempt": 1, "output": output, "duration_ms": 0})
+           data={"attempt": attempt, "output": output, "duration_ms": 0})
     if kind == "condition":
         taken = "true_path" if output["result"] else "false_path"
         other = "false_path" if output["result"] else "true_path"
         taken_ids = set(ps.config.get(taken) or ())
         for sid in ps.config.get(other) or ():
-            if sid not in (b.state.steps if b.state else {}) and sid not in taken_ids:
+            pending = b.state is not None and step_statuses(b.state).get(sid) == "pending"
+            if pending and sid not in taken_ids:
                 b.emit("step_skipped", cause_id, now, step_id=sid,
                        message=f"branch not taken ({ps.id} was {bool(output['result'])})",
                        data={"reason": "branch_not_taken", "condition": ps.id})
+
+
+def _wait_for_input(b: Builder, ps: PlanStep, attempt: int, cause_id: str, now: int) -> None:
+    st = b.state
+    assert st is not None
+    try:
+        prompt = render(str(ps.config.get("prompt") or ""), _context(st))
+    except ExpressionError:
+        prompt = str(ps.config.get("prompt") or "")
+    seconds = ps.config.get("timeout_seconds")
+    data: dict[str, Any] = {"attempt": attempt, "prompt": prompt,
+                            "input_schema": ps.config.get("input_schema") or {}}
+    if seconds:
+        data["timeout_at"] = iso_ms(now + int(float(seconds) * 1000))
+    b.emit("step_started", cause_id, now, step_id=ps.id, message="waiting for input",
+           data={"attempt": attempt})
+    b.emit("user_input_required", cause_id, now, step_id=ps.id, message=str(prompt),
+           data=data)
 
 
 def _inline_output(st: ExecutionState, ps: PlanStep, kind: str) -> dict[str, Any]:
@@ -158,8 +205,7 @@ def _dispatch(
 ) -> None:
     st = b.state
     assert st is not None
-    step = st.steps.get(ps.id)
-    attempt = (step.scheduled if step else 0) + 1
+    attempt = next_attempt(st.steps.get(ps.id))
     try:
         task = task_for(st, ps, attempt, now)
     except ExpressionError as exc:
@@ -271,13 +317,30 @@ def active_steps(st: ExecutionState) -> list[str]:
             if s in ("scheduled", "running", "retrying", "waiting_input")]  # fmt: skip
 
 
-def _time_out(b: Builder, due: int) -> None:
+def finish_abandoning(
+    b: Builder, cause_id: str, ts: int, why: str, status: str, data: dict[str, Any]
+) -> None:
+    """End the execution (``status``), then close every attempt in flight as failed with
+    error_type ``Stopped`` (the step reads as stopped), so its record ends and a later
+    retry or rerun starts a fresh attempt. The completion comes first: it is the
+    command's verdict."""
     st = b.state
     assert st is not None
-    b.emit("execution_completed", f"timer:timeout:{due}", due,
-           message="the execution timeout expired",
-           data={"status": "failed", "error_type": "Timeout", "due_at": iso_ms(due),
-                 "stopped_at_steps": active_steps(st)})  # fmt: skip
+    active = active_steps(st)
+    b.emit("execution_completed", cause_id, ts, message=why,
+           data={"status": status, **data, "stopped_at_steps": active})
+    for sid in active:
+        step = st.steps.get(sid)
+        if step is None or step.due_kind == "retry":
+            continue  # a retry not yet dispatched has no attempt open
+        b.emit("step_failed", cause_id, ts, step_id=sid, message=why,
+               data={"attempt": max(step.scheduled, len(attempts_of(step))), "error": why,
+                     "error_type": STOPPED, "retryable": False, "abandoned": True})  # fmt: skip
+
+
+def _time_out(b: Builder, due: int) -> None:
+    finish_abandoning(b, f"timer:timeout:{due}", due, "the execution timeout expired",
+                      "failed", {"error_type": "Timeout", "due_at": iso_ms(due)})
 
 
 def _complete_if_done(b: Builder, cause_id: str, now: int) -> None:

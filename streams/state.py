@@ -64,8 +64,10 @@ class StepState(BaseModel):
     # Orchestrated steps only:
     scheduled: int = 0  # the attempt most recently handed to a step executor
     output: dict[str, Any] | None = None  # the last successful attempt's output
-    due_at: int | None = None  # when a running delay ends, or a retry is dispatched
-    due_kind: Literal["delay", "retry"] | None = None
+    due_at: int | None = None  # when a delay ends, a retry is dispatched, an input times out
+    due_kind: Literal["delay", "retry", "input"] | None = None
+    waiting: bool = False  # a wait_input step waiting for its input
+    cleared: int = 0  # attempts before a rerun: history, not the step's status
 
 
 class ExecutionState(BaseModel):
@@ -91,6 +93,7 @@ class ExecutionState(BaseModel):
     error_type: str | None = None
     last_activity_at: int = 0
     timeout_at: int | None = None  # orchestrated: when what still runs is stopped
+    debug: bool = False  # orchestrated, paused before every step; `step` runs the next
 
     @property
     def finished(self) -> bool:
@@ -128,14 +131,21 @@ def attempts_of(step: StepState) -> list[Attempt]:
     return out
 
 
+def next_attempt(step: StepState | None) -> int:
+    """The number the step's next attempt gets (attempts are counted across reruns)."""
+    return max(step.scheduled, len(attempts_of(step))) + 1 if step else 1
+
+
 def reported_status(step: StepState) -> StepStatus:
     """A step's status from its own events only (dependencies aside)."""
     if step.due_kind == "retry":
         return "retrying"
+    if step.waiting:
+        return "waiting_input"
     attempts = attempts_of(step)
     if step.scheduled > len(attempts):
         return "scheduled"
-    if not attempts:
+    if len(attempts) <= step.cleared:
         return "pending"
     last = attempts[-1]
     if last.status == "failed" and last.retryable:
@@ -160,9 +170,16 @@ def step_statuses(state: ExecutionState) -> dict[str, StepStatus]:
                     changed = True
     if state.status == "stopped" or (state.finished and state.mode == "orchestrated"):
         for sid, st in statuses.items():
+            if st == "failed" and _abandoned(state.steps.get(sid)):
+                statuses[sid] = "stopped"
             if st in ("running", "retrying", "scheduled", "waiting_input"):
                 statuses[sid] = "stopped"
     return statuses
+
+
+def _abandoned(step: StepState | None) -> bool:
+    attempts = attempts_of(step) if step else []
+    return bool(attempts) and attempts[-1].error_type == "Stopped"
 
 
 def plan_outcome(state: ExecutionState) -> FinalStatus | None:

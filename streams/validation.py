@@ -13,7 +13,9 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from streams.plan import Plan, plan_problems
 from streams.templates import ExpressionError, check_condition
@@ -65,6 +67,15 @@ class WaitInputConfig(_Config):
     prompt: str = ""
     input_schema: dict[str, Any] = Field(default_factory=dict)
     timeout_seconds: float | None = Field(default=None, gt=0)
+
+    @field_validator("input_schema")
+    @classmethod
+    def _a_json_schema(cls, schema: dict[str, Any]) -> dict[str, Any]:
+        try:
+            Draft202012Validator.check_schema(schema)
+        except SchemaError as exc:
+            raise ValueError(f"not a valid JSON Schema: {exc.message}") from exc
+        return schema
 
 
 class SubExecutionConfig(_Config):
@@ -149,9 +160,9 @@ def validate_plan(
     return problems
 
 
-# Step types the orchestrator cannot run yet (parallel fan-out, loops, waits for input and
-# sub-executions come with the workflows and control issues).
-NOT_RUNNABLE_YET = frozenset({"parallel", "loop", "wait_input", "sub_execution"})
+# Step types the orchestrator cannot run yet (parallel fan-out, loops and sub-executions
+# come with the workflows issue).
+NOT_RUNNABLE_YET = frozenset({"parallel", "loop", "sub_execution"})
 
 
 def not_runnable_yet(plan: Plan) -> list[dict[str, str]]:

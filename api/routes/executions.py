@@ -7,13 +7,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query
 
 from api.accept import accept
+from api.control import entry_for, submit
 from api.deps import AppContext, Ctx, IdempotencyKey, command_id_for, digest, new_id, now_ms
-from api.envelope import ApiError, not_found, ok
+from api.envelope import not_found, ok
 from api.history import merged_history
 from api.models import FinishRequest, StartRequest, StopRequest
 from api.routes.plans import check_inputs, check_plan
 from projections import queries
-from projections.journal import Entry
 from streams.contracts import FinishExecution, StartExecution, StopExecution
 
 router = APIRouter(prefix="/api/v1", tags=["executions"])
@@ -39,22 +39,13 @@ async def start_execution(body: StartRequest, ctx: Ctx, idempotency_key: Idempot
         command_id=command_id_for(body.tenant, f"start:{eid}", idempotency_key),
         mode=body.mode, plan=body.plan, inputs=body.inputs, environment=body.environment,
         labels=body.labels, workflow_id=body.workflow_id, system=body.system, module=body.module,
-        timeout_sec=body.timeout_sec,
+        timeout_sec=body.timeout_sec, debug=body.debug,
     )  # fmt: skip
-    await accept(ctx, [_entry(ctx, "start", cmd)])
+    await accept(ctx, [entry_for(ctx, "start", cmd)])
     return ok({"execution_id": eid, "command_id": cmd.command_id, "status": "pending"}, 202)
 
 
-ControlCommand = FinishExecution | StopExecution
-
-
-def _entry(ctx: AppContext, action: str, cmd: StartExecution | ControlCommand) -> Entry:
-    return Entry(action=action, execution_id=cmd.execution_id, ids=(cmd.command_id,),
-                 topic=ctx.settings.topic("commands"), payload=cmd.model_dump_json().encode(),
-                 received_at=cmd.received_at, tenant=cmd.tenant, actor=cmd.actor)
-
-
-async def _detail_or_pending(ctx: AppContext, eid: str, tenant: str) -> dict[str, Any]:
+async def detail_or_pending(ctx: AppContext, eid: str, tenant: str) -> dict[str, Any]:
     detail = await queries.execution_detail(ctx.ch, eid, tenant, database=ctx.db)
     if detail is not None:
         return {**detail, "projected": True}
@@ -66,7 +57,7 @@ async def _detail_or_pending(ctx: AppContext, eid: str, tenant: str) -> dict[str
 @router.get("/executions/{execution_id}")
 async def get_execution(execution_id: ExecId, ctx: Ctx, tenant: Tenant = "default"):
     """Status, progress, current and blocked steps, timings (pending until projected)."""
-    return ok(await _detail_or_pending(ctx, execution_id, tenant))
+    return ok(await detail_or_pending(ctx, execution_id, tenant))
 
 
 @router.get("/executions/{execution_id}/events")
@@ -76,7 +67,7 @@ async def get_events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ):  # fmt: skip
     """The execution's events in seq order (gapless), after `after_seq`."""
-    await _detail_or_pending(ctx, execution_id, tenant)
+    await detail_or_pending(ctx, execution_id, tenant)
     items = (await merged_history(ctx, execution_id, after_seq, tenant))[:limit]
     more = len(items) == limit
     return ok({"items": items, "next_cursor": str(items[-1]["seq"]) if more else None})
@@ -89,7 +80,7 @@ async def get_logs(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ):  # fmt: skip
     """Log lines (`log` events), optionally one level; `warning` means `warn`."""
-    await _detail_or_pending(ctx, execution_id, tenant)
+    await detail_or_pending(ctx, execution_id, tenant)
     lvl = "warn" if level == "warning" else level
     items = await queries.execution_logs(ctx.ch, execution_id, lvl, limit, tenant,
                                          database=ctx.db)
@@ -102,13 +93,14 @@ async def finish_execution(
     idempotency_key: IdempotencyKey = None,
 ):  # fmt: skip
     """End a tracked execution by hand: 200 with the new status, 409, or 202 past the wait."""
-    await _detail_or_pending(ctx, execution_id, tenant)
+    await detail_or_pending(ctx, execution_id, tenant)
     cmd = FinishExecution(
         execution_id=execution_id, tenant=tenant, received_at=now_ms(),
         command_id=command_id_for(tenant, f"finish:{execution_id}", idempotency_key),
         status=body.status, message=body.message,
     )  # fmt: skip
-    return await _control(ctx, "finish", cmd)
+    answer, status = await submit(ctx, "finish", cmd)
+    return ok(answer, status)
 
 
 @router.post("/executions/{execution_id}/stop")
@@ -118,29 +110,11 @@ async def stop_execution(
 ):  # fmt: skip
     """Stop an execution: nothing more starts, steps in flight are abandoned; the detail's
     `stopped_at_steps` names them. 200 with the new status, 409, or 202 past the wait."""
-    await _detail_or_pending(ctx, execution_id, tenant)
+    await detail_or_pending(ctx, execution_id, tenant)
     cmd = StopExecution(
         execution_id=execution_id, tenant=tenant, received_at=now_ms(),
         command_id=command_id_for(tenant, f"stop:{execution_id}", idempotency_key),
         reason=body.reason if body else "",
     )  # fmt: skip
-    return await _control(ctx, "stop", cmd)
-
-
-async def _control(ctx: AppContext, action: str, cmd: ControlCommand) -> Any:
-    """Journal and append a control command, then wait for the worker's verdict
-    (DESIGN.md "Control verdicts")."""
-    ctx.tail.expect(cmd.command_id)
-    await accept(ctx, [_entry(ctx, action, cmd)])
-    verdict = await ctx.tail.verdict(cmd.command_id, ctx.settings.command_wait)
-    eid = cmd.execution_id
-    if verdict is None:
-        return ok({"execution_id": eid, "command_id": cmd.command_id, "status": "accepted"}, 202)
-    if verdict["event_type"] == "command_rejected":
-        raise ApiError(409, verdict["data"].get("reason", "rejected"), verdict["message"],
-                       details=[{"command_id": cmd.command_id, **verdict["data"]}])
-    data = verdict["data"]
-    body = {"execution_id": eid, "command_id": cmd.command_id, "status": data.get("status")}
-    if "stopped_at_steps" in data:
-        body["stopped_at_steps"] = data["stopped_at_steps"]
-    return ok(body)
+    answer, status = await submit(ctx, "stop", cmd)
+    return ok(answer, status)

@@ -17,8 +17,11 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from api.deps import AppContext
+from api.control import submit
+from api.deps import AppContext, new_id, now_ms
+from api.envelope import ApiError
 from api.history import merged_history
+from streams.contracts import ControlCommand
 
 router = APIRouter(tags=["live"])
 GAP_RETRY_S = 0.25
@@ -56,6 +59,7 @@ async def tail_execution(ws: WebSocket, execution_id: str, after_seq: int = 0,
     await ws.accept()
     inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     stream: _Stream | None = None
+    pending: set[asyncio.Task[None]] = set()  # send_input answers being waited for
     reader = asyncio.create_task(_read_client(ws, inbox))
     heartbeat = ctx.settings.ws_heartbeat_interval
 
@@ -85,7 +89,7 @@ async def tail_execution(ws: WebSocket, execution_id: str, after_seq: int = 0,
             if item is not None and _CLIENT in item and reader.done():
                 break  # the client went away
             if item is not None and _CLIENT in item:
-                stream = await _on_client(ws, item[_CLIENT], stream, switch)
+                stream = await _on_client(ws, ctx, item[_CLIENT], stream, switch, pending)
             elif item is not None and stream is not None and item["execution_id"] == stream.eid:
                 await stream.offer([item])
             if stream is not None and stream.held:
@@ -103,21 +107,47 @@ async def tail_execution(ws: WebSocket, execution_id: str, after_seq: int = 0,
         if stream is not None:
             ctx.tail.unsubscribe(stream.eid, inbox)
         reader.cancel()
+        for task in pending:
+            task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await reader
 
 
-async def _on_client(ws: WebSocket, msg: Any, stream: _Stream | None, switch: Any) -> Any:
+async def _on_client(
+    ws: WebSocket, ctx: AppContext, msg: Any, stream: _Stream | None, switch: Any,
+    pending: set[asyncio.Task[None]],
+) -> Any:  # fmt: skip
     kind = msg.get("type") if isinstance(msg, dict) else None
     if kind == "subscribe" and isinstance(msg.get("execution_id"), str):
         after = msg.get("after_seq", 0)
         return await switch(msg["execution_id"], after if isinstance(after, int) else 0)
     if kind == "unsubscribe":
         return await switch(None)
-    reason = ("send_input is not available yet" if kind == "send_input"
-              else "expected {'type': 'subscribe', 'execution_id': …} or {'type': 'unsubscribe'}")
+    if kind == "send_input" and isinstance(msg.get("step_id"), str) and stream is not None:
+        # Answered in its own task: the verdict may take seconds, live events go on.
+        task = asyncio.create_task(_send_input(ws, ctx, stream.eid, msg))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+        return stream
+    reason = ("send_input needs a subscribed execution and a step_id" if kind == "send_input"
+              else "expected {'type': 'subscribe', 'execution_id': …}, {'type': 'unsubscribe'} "
+              "or {'type': 'send_input', 'step_id': …, 'data': …}")  # fmt: skip
     await ws.send_json({"type": "error", "category": "validation", "message": reason})
     return stream
+
+
+async def _send_input(ws: WebSocket, ctx: AppContext, eid: str, msg: dict[str, Any]) -> None:
+    """`send_input` is `POST …/input`: the same command, the same verdict, as a frame."""
+    cmd = ControlCommand(execution_id=eid, received_at=now_ms(), action="input",
+                         command_id=new_id("cmd"), step_id=msg["step_id"], data=msg.get("data"))
+    try:
+        body, _ = await submit(ctx, "input", cmd)
+        frame: dict[str, Any] = {"type": "input_result", **body, "step_id": msg["step_id"]}
+    except ApiError as exc:
+        frame = {"type": "error", "category": exc.category, "code": exc.code,
+                 "message": exc.message, "details": exc.details, "step_id": msg["step_id"]}
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        await ws.send_json(frame)
 
 
 async def _read_client(ws: WebSocket, inbox: asyncio.Queue[dict[str, Any]]) -> None:

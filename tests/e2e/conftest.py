@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from runledger.broker import pdeathsig_preexec
+from tests.http_stub import Stub, serve
 
 
 def free_port() -> int:
@@ -124,6 +125,13 @@ def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Product]:
         yield p
     finally:
         p.stop()
+
+
+@pytest.fixture(scope="session")
+def service() -> Iterator[Stub]:
+    """A real HTTP service on 127.0.0.1 for plans to call, counting every call."""
+    with serve() as s:
+        yield s
 
 
 @pytest.fixture

@@ -6,53 +6,22 @@ from __future__ import annotations
 import json
 import os
 import signal
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.e2e.conftest import Product, wait_for
-from tests.http_stub import Stub, serve
-
-
-@pytest.fixture(scope="module")
-def service() -> Iterator[Stub]:
-    with serve() as s:
-        yield s
-
-
-def _eid(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:8]}"
-
-
-def _start(api: httpx.Client, eid: str, steps: list[dict[str, Any]], **extra: Any) -> None:
-    r = api.post("/api/v1/executions", json={"execution_id": eid, "plan": {"id": "p_orch",
-                                                                          "steps": steps},
-                                              "environment": "test", **extra})  # fmt: skip
-    assert r.status_code == 202, r.text
-
-
-def _detail(api: httpx.Client, eid: str) -> dict[str, Any]:
-    return api.get(f"/api/v1/executions/{eid}").json()["data"]
-
-
-def _finished(api: httpx.Client, eid: str, timeout: float = 60) -> dict[str, Any]:
-    return wait_for(lambda: (d := _detail(api, eid)).get("status") in
-                    ("succeeded", "failed", "stopped") and d, timeout=timeout)  # fmt: skip
-
-
-def _steps(detail: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {s["step_id"]: s for s in detail.get("steps", [])}
+from tests.e2e.plans import detail, finished, new_eid, start, steps_of
+from tests.http_stub import Stub
 
 
 def test_branches_and_retries_call_each_endpoint_the_exact_number_of_times(
     api: httpx.Client, service: Stub
 ):
-    eid = _eid("orch")
+    eid = new_eid("orch")
     url = service.base_url
-    _start(api, eid, [
+    start(api, eid, [
         {"id": "start", "type": "start"},
         {"id": "fetch", "type": "api_call", "system": "ERP", "dependsOn": ["start"],
          "config": {"url": f"{url}/json/{eid}?date={{{{ input.date }}}}",
@@ -71,21 +40,21 @@ def test_branches_and_retries_call_each_endpoint_the_exact_number_of_times(
          "config": {"mapping": {"posted": "{{ post.status }}", "n": "{{ fetch.n }}"}}},
         {"id": "end", "type": "end", "dependsOn": ["summary"]},
     ], inputs={"date": "2025-09-01"})  # fmt: skip
-    detail = _finished(api, eid)
-    assert detail["status"] == "succeeded", detail
+    got = finished(api, eid)
+    assert got["status"] == "succeeded", got
     assert service.count(f"/json/{eid}") == 1
     assert service.count(f"/flaky/{eid}") == 3  # 503, 503, 200
     assert service.count(f"/json/never/{eid}") == 0  # the branch not taken
     assert service.keys(f"/flaky/{eid}") == [f"{eid}/post/{n}" for n in (1, 2, 3)]
     assert json.loads(service.calls(f"/flaky/{eid}")[-1].body) == {"n": 3, "order": "A1"}
-    steps = _steps(detail)
+    steps = steps_of(got)
     assert {k: v["status"] for k, v in steps.items()} == {
         "start": "succeeded", "fetch": "succeeded", "check": "succeeded", "post": "succeeded",
         "never": "skipped", "summary": "succeeded", "end": "succeeded"}  # fmt: skip
     assert steps["post"]["attempts"] == 3
     assert steps["fetch"]["output"]["status"] == 200 and steps["fetch"]["output"]["n"] == 3
     assert steps["summary"]["output"] == {"posted": 200, "n": 3}
-    assert detail["progress"] == 1.0
+    assert got["progress"] == 1.0
 
     kinds = [e["event_type"] for e in api.get(f"/api/v1/executions/{eid}/events",
                                               params={"limit": 1000}).json()["data"]["items"]
@@ -105,37 +74,37 @@ def test_branches_and_retries_call_each_endpoint_the_exact_number_of_times(
 def test_client_errors_fail_at_once_and_hanging_calls_time_out(
     api: httpx.Client, service: Stub
 ):
-    bad, hang = _eid("bad"), _eid("hang")
+    bad, hang = new_eid("bad"), new_eid("hang")
     retry = {"max_retries": 3, "initial_delay": 0.1}
-    _start(api, bad, [{"id": "call", "type": "api_call", "retry": retry,
+    start(api, bad, [{"id": "call", "type": "api_call", "retry": retry,
                        "config": {"url": f"{service.base_url}/status/400/{bad}"}}])
-    _start(api, hang, [{"id": "call", "type": "api_call", "timeout": 1,
+    start(api, hang, [{"id": "call", "type": "api_call", "timeout": 1,
                         "config": {"url": f"{service.base_url}/slow/{hang}?s=5"}}])
-    detail = _finished(api, bad)
-    assert detail["status"] == "failed"
+    got = finished(api, bad)
+    assert got["status"] == "failed"
     assert service.count(f"/status/400/{bad}") == 1  # a 400 is not retried
-    step = _steps(detail)["call"]
+    step = steps_of(got)["call"]
     assert step["attempts"] == 1 and "400" in step["error"]
-    detail = _finished(api, hang)
-    assert detail["status"] == "failed" and _steps(detail)["call"]["error_type"] == "Timeout"
-    assert detail["error_type"] == "Timeout"
+    got = finished(api, hang)
+    assert got["status"] == "failed" and steps_of(got)["call"]["error_type"] == "Timeout"
+    assert got["error_type"] == "Timeout"
 
 
 def test_stop_abandons_the_running_step_and_names_it(api: httpx.Client, service: Stub):
-    eid = _eid("stop")
-    _start(api, eid, [
+    eid = new_eid("stop")
+    start(api, eid, [
         {"id": "first", "type": "api_call", "config": {"url": f"{service.base_url}/json/{eid}"}},
         {"id": "wait", "type": "delay", "dependsOn": ["first"], "config": {"seconds": 60}},
         {"id": "last", "type": "api_call", "dependsOn": ["wait"],
          "config": {"url": f"{service.base_url}/json/never/{eid}"}},
     ])  # fmt: skip
-    wait_for(lambda: _detail(api, eid).get("current_steps") == ["wait"])
+    wait_for(lambda: detail(api, eid).get("current_steps") == ["wait"])
     r = api.post(f"/api/v1/executions/{eid}/stop", json={"reason": "not today"})
     assert r.status_code == 200, r.text
     assert r.json()["data"]["status"] == "stopped"
     assert r.json()["data"]["stopped_at_steps"] == ["wait"]
-    detail = wait_for(lambda: (d := _detail(api, eid))["status"] == "stopped" and d)
-    assert detail["stopped_at_steps"] == ["wait"] and detail["current_steps"] == []
+    got = wait_for(lambda: (d := detail(api, eid))["status"] == "stopped" and d)
+    assert got["stopped_at_steps"] == ["wait"] and got["current_steps"] == []
     again = api.post(f"/api/v1/executions/{eid}/stop")
     assert again.status_code == 409 and again.json()["error"]["code"] == "already_finished"
     assert api.post("/api/v1/executions/nope_123/stop").status_code == 404
@@ -145,7 +114,7 @@ def test_stop_abandons_the_running_step_and_names_it(api: httpx.Client, service:
 def test_invalid_orchestrated_starts_are_refused_whole_and_nothing_is_journaled(
     api: httpx.Client,
 ):
-    eid = _eid("invalid")
+    eid = new_eid("invalid")
     r = api.post("/api/v1/executions", json={"execution_id": eid})
     assert r.status_code == 422 and "plan" in r.json()["error"]["message"]
     r = api.post("/api/v1/executions", json={
@@ -166,7 +135,7 @@ def test_invalid_orchestrated_starts_are_refused_whole_and_nothing_is_journaled(
 def test_timers_survive_a_worker_sigkill_and_no_finished_step_runs_again(
     api: httpx.Client, service: Stub, product: Product, phase: str
 ):
-    eid = _eid(f"kill_{phase}")
+    eid = new_eid(f"kill_{phase}")
     url = service.base_url
     wait: dict[str, Any] = (
         {"id": "wait", "type": "delay", "dependsOn": ["first"], "config": {"seconds": 3}}
@@ -175,18 +144,18 @@ def test_timers_survive_a_worker_sigkill_and_no_finished_step_runs_again(
          "config": {"url": f"{url}/flaky/{eid}"},
          "retry": {"max_retries": 3, "initial_delay": 2, "max_delay": 3}}
     )  # fmt: skip
-    _start(api, eid, [
+    start(api, eid, [
         {"id": "first", "type": "api_call", "config": {"url": f"{url}/json/{eid}"}}, wait,
         {"id": "last", "type": "api_call", "dependsOn": ["wait"],
          "config": {"url": f"{url}/json/{eid}/last"}},
     ])  # fmt: skip
     expected = "running" if phase == "delay" else "retrying"
-    wait_for(lambda: _steps(_detail(api, eid)).get("wait", {}).get("status") == expected,
+    wait_for(lambda: steps_of(detail(api, eid)).get("wait", {}).get("status") == expected,
              timeout=30)
     [worker] = product.children("runledger.cli worker")
     os.kill(worker, signal.SIGKILL)
-    detail = _finished(api, eid, timeout=90)
-    assert detail["status"] == "succeeded", detail
+    got = finished(api, eid, timeout=90)
+    assert got["status"] == "succeeded", got
     assert service.count(f"/json/{eid}") == 1  # the step that had succeeded is not called again
     assert service.count(f"/json/{eid}/last") == 1
     if phase == "backoff":

@@ -4,33 +4,17 @@ retries with backoff, durable timers, stop and the execution timeout)."""
 from __future__ import annotations
 
 from functools import reduce
-from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.contracts import (
-    Rehydrate,
-    StartExecution,
-    StepTask,
-    StopExecution,
-    TaskUpdate,
-    Wake,
-    ms_of,
-)
-from streams.machine import MachineConfig, decide, evolve, next_due_at
+from streams.contracts import Rehydrate, StopExecution, Wake, ms_of
+from streams.machine import evolve, next_due_at
 from streams.orchestrate import backoff_ms
-from streams.plan import Plan, RetryPolicy
-from streams.state import ExecutionState, step_statuses
+from streams.plan import RetryPolicy
+from streams.state import step_statuses
 from streams.view import describe
-
-CFG = MachineConfig()
-T0 = 1_000_000
-
-
-def plan(*steps: dict[str, Any]) -> Plan:
-    return Plan.model_validate({"id": "p", "steps": list(steps)})
-
+from tests.unit.runs import CFG, T0, Run, finish_ok, plan, start, update
 
 BRANCHY = plan(
     {"id": "start", "type": "start"},
@@ -47,47 +31,6 @@ BRANCHY = plan(
      "config": {"mapping": {"x": "1"}}},
     {"id": "end", "type": "end", "dependsOn": ["post", "alert"]},
 )  # fmt: skip
-
-
-def start(p: Plan, at: int = T0, timeout_sec: float | None = None, **inputs: Any):
-    return StartExecution(execution_id="e1", received_at=at, command_id="c1",
-                          mode="orchestrated", plan=p, inputs=inputs, timeout_sec=timeout_sec)
-
-
-def update(task: StepTask, phase: str, at: int, **kw: Any) -> TaskUpdate:
-    return TaskUpdate(execution_id="e1", received_at=at, task_id=task.task_id,
-                      step_id=task.step_id, attempt=task.attempt, phase=phase, **kw)
-
-
-class Run:
-    """Feeds messages through decide() and keeps what came out."""
-
-    def __init__(self) -> None:
-        self.state: ExecutionState | None = None
-        self.events: list[Any] = []
-        self.tasks: list[StepTask] = []
-
-    def __call__(self, msg: Any) -> Run:
-        d = decide(self.state, msg, CFG)
-        self.state = d.state
-        self.events.extend(d.events)
-        self.tasks.extend(d.tasks)
-        return self
-
-    def task(self, step_id: str) -> StepTask:
-        return [t for t in self.tasks if t.step_id == step_id][-1]
-
-    def kinds(self, step_id: str) -> list[str]:
-        return [e.event_type for e in self.events if e.step_id == step_id]
-
-    def statuses(self) -> dict[str, str]:
-        assert self.state is not None
-        return dict(step_statuses(self.state))
-
-
-def finish_ok(r: Run, step_id: str, at: int, output: dict[str, Any] | None = None) -> None:
-    t = r.task(step_id)
-    r(update(t, "started", at))(update(t, "succeeded", at + 10, output=output or {}))
 
 
 def test_inline_steps_run_in_the_machine_and_templates_are_rendered_into_the_task():
@@ -205,7 +148,10 @@ def test_stop_abandons_steps_in_flight_and_names_them():
     r(update(r.task("fetch"), "started", T0 + 5))
     r(StopExecution(execution_id="e1", received_at=T0 + 50, command_id="s1"))
     assert r.state is not None and r.state.status == "stopped"
-    assert r.events[-1].data["stopped_at_steps"] == ["fetch"]
+    done = [e for e in r.events if e.event_type == "execution_completed"][0]
+    assert done.data["stopped_at_steps"] == ["fetch"]
+    assert r.events[-1].event_type == "step_failed"  # the abandoned attempt is closed
+    assert r.events[-1].data["error_type"] == "Stopped"
     assert describe(r.state)["stopped_at_steps"] == ["fetch"]
     n = len(r.events)
     r(update(r.task("fetch"), "succeeded", T0 + 60))  # the abandoned call returns late
@@ -220,8 +166,10 @@ def test_execution_timeout_stops_what_still_runs():
     assert r.state is not None and next_due_at(r.state, CFG) == T0 + 30_000
     r(Wake(execution_id="e1", received_at=T0 + 30_500))
     assert r.state.status == "failed" and r.state.error_type == "Timeout"
-    assert r.events[-1].data["stopped_at_steps"] == ["fetch"]
-    assert ms_of(r.events[-1].timestamp) == T0 + 30_000
+    done = [e for e in r.events if e.event_type == "execution_completed"][0]
+    assert done.data["stopped_at_steps"] == ["fetch"]
+    assert ms_of(done.timestamp) == T0 + 30_000
+    assert describe(r.state)["stopped_at_steps"] == ["fetch"]
 
 
 def test_a_bad_template_fails_its_step_instead_of_the_worker():

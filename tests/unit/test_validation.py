@@ -103,3 +103,10 @@ def test_step_types_registered_by_executors_are_known_and_their_config_is_checke
     problems = validate_plan(p, {"sql": SqlConfig})
     assert {x["step_id"] for x in problems} == {"r"}
     assert any("config.query" in x["problem"] for x in problems)
+
+
+def test_a_wait_input_schema_must_be_a_json_schema():
+    p = Plan.model_validate({"steps": [
+        {"id": "ok", "type": "wait_input", "config": {"input_schema": {"type": "object"}}},
+        {"id": "bad", "type": "wait_input", "config": {"input_schema": {"type": "thing"}}}]})
+    assert [x["step_id"] for x in validate_plan(p)] == ["bad"]
