@@ -96,10 +96,19 @@ def advance(b: Builder, cause_id: str, now: int) -> None:
             break
         if st.debug:
             b.emit("execution_paused", cause_id, now, message=f"debug: before {ready[0].id}",
-                   data={"reason": "debug", "next_step": ready[0].id, "status": "paused"})
+                   data={"reason": "debug", "next_step": ready[0].id, "status": "paused",
+                         "next_input": resolved_input(st, ready[0])})  # fmt: skip
             break
         _run(b, ready[0], cause_id, now)
     _complete_if_done(b, cause_id, now)
+
+
+def resolved_input(st: ExecutionState, ps: PlanStep) -> dict[str, Any]:
+    """A step's config with its templates resolved, secrets masked (what debug shows)."""
+    try:
+        return _masked(render(dict(ps.config), _context(st)))
+    except ExpressionError as exc:
+        return {"error": str(exc)}
 
 
 def run_step(b: Builder, ps: PlanStep, cause_id: str, now: int) -> None:

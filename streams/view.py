@@ -63,6 +63,7 @@ def describe(state: ExecutionState) -> dict[str, Any]:
         "workflow_id": state.workflow_id,
         "plan_id": state.plan.id if state.plan else None,
         "mode": state.mode,
+        "debug": state.debug,
         "status": state.status,
         "progress": progress_of(state),
         "current_steps": [s["step_id"] for s in steps if s["status"] in ACTIVE_STEP_STATUSES],

@@ -161,6 +161,7 @@ def test_debug_pauses_before_every_step_and_step_runs_one_resume_leaves_debug():
     r = Run()(start(CHAIN, debug=True, n=1))
     assert r.state is not None and r.state.status == "paused" and not r.tasks
     assert r.events[-1].data["next_step"] == "a"
+    assert r.events[-1].data["next_input"]["url"] == "http://a/1"  # resolved
     r(control("step", T0 + 10))
     assert [t.step_id for t in r.tasks] == ["a"]
     r(control("step", T0 + 11))
