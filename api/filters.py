@@ -1,0 +1,44 @@
+"""Query-string filters of the analytics reads, as one FastAPI dependency (422 naming the
+field for an unknown status, a bad time, or `from` after `to`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, Query
+from pydantic import ValidationError
+
+from api.envelope import ApiError
+from projections.filters import ExecutionStatus, Filters
+
+_Id = Annotated[str | None, Query(min_length=1, max_length=200)]
+
+
+def _ms(value: datetime | None) -> int | None:
+    if value is None:
+        return None
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return int(aware.timestamp() * 1000)
+
+
+async def filters_from_query(
+    tenant: Annotated[str, Query(min_length=1, max_length=100)] = "default",
+    execution_id: _Id = None, workflow_id: _Id = None, system: _Id = None, module: _Id = None,
+    status: Annotated[ExecutionStatus | None, Query()] = None,
+    environment: Annotated[str | None, Query(min_length=1, max_length=50)] = None,
+    step_id: _Id = None, error_type: _Id = None,
+    from_: Annotated[datetime | None, Query(alias="from")] = None,
+    to: Annotated[datetime | None, Query()] = None,
+) -> Filters:  # fmt: skip
+    try:
+        return Filters(tenant=tenant, execution_id=execution_id, workflow_id=workflow_id,
+                       system=system, module=module, status=status, environment=environment,
+                       step_id=step_id, error_type=error_type, since_ms=_ms(from_),
+                       until_ms=_ms(to))  # fmt: skip
+    except ValidationError as exc:
+        raise ApiError(422, "invalid_filters", "from must not be after to",
+                       details=[{"field": "from", "message": "must not be after to"}]) from exc
+
+
+QueryFilters = Annotated[Filters, Depends(filters_from_query)]

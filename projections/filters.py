@@ -1,0 +1,114 @@
+"""The filters every analytics read takes (issue: analytics), as bound-parameter SQL.
+
+One ``Filters`` value describes a selection; ``executions_where`` and ``records_where``
+turn it into a boolean SQL expression over the ``executions`` and ``step_records`` tables
+with its parameters (names prefixed ``f_``), never formatting user input into SQL.
+The time window is on the execution's (or the attempt's) start time.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ExecutionStatus = Literal["pending", "running", "paused", "succeeded", "failed", "stopped"]
+STEP_STATUSES = ("running", "succeeded", "failed", "skipped")
+
+
+class Filters(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tenant: str = Field(default="default", min_length=1, max_length=100)
+    execution_id: str | None = Field(default=None, max_length=200)
+    workflow_id: str | None = Field(default=None, max_length=200)
+    system: str | None = Field(default=None, max_length=200)
+    module: str | None = Field(default=None, max_length=200)
+    status: ExecutionStatus | None = None
+    environment: str | None = Field(default=None, max_length=50)
+    step_id: str | None = Field(default=None, max_length=200)
+    error_type: str | None = Field(default=None, max_length=200)
+    since_ms: int | None = None  # `from`, inclusive
+    until_ms: int | None = None  # `to`, exclusive
+
+    @model_validator(mode="after")
+    def _window(self) -> Filters:
+        if self.since_ms is not None and self.until_ms is not None:
+            if self.since_ms > self.until_ms:
+                raise ValueError("from must not be after to")
+        return self
+
+    def label(self) -> str:
+        """What the selection is, for file names: the execution id, else the filters."""
+        if self.execution_id:
+            return self.execution_id
+        parts = [f"{k}-{v}" for k, v in self.model_dump(exclude_none=True).items()
+                 if k not in ("tenant", "since_ms", "until_ms")]  # fmt: skip
+        return "_".join(parts) or "all"
+
+
+def _window(f: Filters, column: str, sql: list[str], params: dict[str, Any]) -> None:
+    if f.since_ms is not None:
+        sql.append(f"{column} >= fromUnixTimestamp64Milli({{f_since:Int64}}, 'UTC')")
+        params["f_since"] = f.since_ms
+    if f.until_ms is not None:
+        sql.append(f"{column} < fromUnixTimestamp64Milli({{f_until:Int64}}, 'UTC')")
+        params["f_until"] = f.until_ms
+
+
+def executions_where(f: Filters, db: str) -> tuple[str, dict[str, Any]]:
+    """A condition over ``{db}.executions`` (``db`` already an identifier). ``step_id`` and
+    ``error_type`` select executions with such a step attempt (or such a final error)."""
+    sql = ["tenant = {f_tenant:String}"]
+    params: dict[str, Any] = {"f_tenant": f.tenant}
+    for column, value in (("execution_id", f.execution_id), ("workflow_id", f.workflow_id),
+                          ("status", f.status), ("environment", f.environment)):  # fmt: skip
+        if value is not None:
+            sql.append(f"{column} = {{f_{column}:String}}")
+            params[f"f_{column}"] = value
+    if f.system is not None:
+        sql.append("has(systems, {f_system:String})")
+        params["f_system"] = f.system
+    if f.module is not None:
+        sql.append("has(modules, {f_module:String})")
+        params["f_module"] = f.module
+    if f.step_id is not None or f.error_type is not None:
+        inner = ["tenant = {f_tenant:String}"]
+        if f.step_id is not None:
+            inner.append("step_id = {f_step_id:String}")
+            params["f_step_id"] = f.step_id
+        if f.error_type is not None:
+            inner.append("error_type = {f_error_type:String}")
+            params["f_error_type"] = f.error_type
+        step_match = (f"execution_id IN (SELECT execution_id FROM {db}.step_records "
+                      f"WHERE {' AND '.join(inner)})")  # fmt: skip
+        if f.error_type is not None and f.step_id is None:
+            step_match = f"({step_match} OR error_type = {{f_error_type:String}})"
+        sql.append(step_match)
+    _window(f, "started_at", sql, params)
+    return " AND ".join(sql), params
+
+
+def records_where(f: Filters, db: str) -> tuple[str, dict[str, Any]]:
+    """A condition over ``{db}.step_records``; ``status`` there is the execution's status,
+    so it selects the attempts of executions in that status."""
+    sql = ["tenant = {f_tenant:String}"]
+    params: dict[str, Any] = {"f_tenant": f.tenant}
+    for column, value in (("execution_id", f.execution_id), ("workflow_id", f.workflow_id),
+                          ("system", f.system), ("module", f.module), ("step_id", f.step_id),
+                          ("error_type", f.error_type)):  # fmt: skip
+        if value is not None:
+            sql.append(f"{column} = {{f_{column}:String}}")
+            params[f"f_{column}"] = value
+    if f.status is not None or f.environment is not None:
+        inner = ["tenant = {f_tenant:String}"]
+        if f.status is not None:
+            inner.append("status = {f_status:String}")
+            params["f_status"] = f.status
+        if f.environment is not None:
+            inner.append("environment = {f_environment:String}")
+            params["f_environment"] = f.environment
+        sql.append(f"execution_id IN (SELECT execution_id FROM {db}.executions FINAL "
+                   f"WHERE {' AND '.join(inner)})")  # fmt: skip
+    _window(f, "started_at", sql, params)
+    return " AND ".join(sql), params
