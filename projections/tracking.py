@@ -1,4 +1,8 @@
-"""Tracking reads: the summary figures and one record per step attempt."""
+"""Tracking reads: the summary figures and one record per step attempt.
+
+Both take the shared ``Filters`` (``projections.filters``); the keyword arguments of the
+original signatures remain as shorthands for the common cases.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from typing import Any
 import orjson
 
 from projections.clickhouse import ClickHouse, identifier
+from projections.filters import Filters, executions_where, records_where
 from projections.queries import DAY_MS
 from projections.schema import DEFAULT_DATABASE
 from streams.contracts import iso_ms
@@ -19,34 +24,29 @@ def _iso(ms: int | None) -> str | None:
     return iso_ms(int(ms)) if ms is not None else None
 
 
-def _scope(
-    execution_id: str | None,
-    workflow_id: str | None,
-    since_ms: int | None,
-    until_ms: int | None,
-) -> tuple[str, dict[str, Any]]:
-    """WHERE fragments (after ``tenant = …``) shared by the tracking reads."""
-    sql = ""
-    params: dict[str, Any] = {}
-    if execution_id is not None:
-        sql += " AND execution_id = {eid:String}"
-        params["eid"] = execution_id
-    if workflow_id is not None:
-        sql += " AND workflow_id = {wf:String}"
-        params["wf"] = workflow_id
-    if since_ms is not None:
-        sql += " AND started_at >= fromUnixTimestamp64Milli({since:Int64}, 'UTC')"
-        params["since"] = since_ms
-    if until_ms is not None:
-        sql += " AND started_at < fromUnixTimestamp64Milli({until:Int64}, 'UTC')"
-        params["until"] = until_ms
-    return sql, params
-
-
 def _number(value: Any) -> float | None:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     return round(float(value), 2)
+
+
+def _filters(
+    filters: Filters | None, tenant: str, execution_id: str | None, workflow_id: str | None,
+    since_ms: int | None, until_ms: int | None,
+) -> Filters:  # fmt: skip
+    """``filters`` as given, else built from the shorthand arguments."""
+    if filters is not None:
+        return filters
+    return Filters(tenant=tenant, execution_id=execution_id, workflow_id=workflow_id,
+                   since_ms=since_ms, until_ms=until_ms)  # fmt: skip
+
+
+def default_window(f: Filters, now_ms: int | None) -> Filters:
+    """Without an ``execution_id`` and without bounds the window is the last 24 h."""
+    if f.execution_id is not None or f.since_ms is not None or f.until_ms is not None:
+        return f
+    until = now_ms if now_ms is not None else int(time.time() * 1000)
+    return f.model_copy(update={"since_ms": until - DAY_MS, "until_ms": until})
 
 
 async def tracking_summary(
@@ -58,19 +58,18 @@ async def tracking_summary(
     since_ms: int | None = None,
     until_ms: int | None = None,
     now_ms: int | None = None,
+    filters: Filters | None = None,
     database: str = DEFAULT_DATABASE,
 ) -> dict[str, Any]:
-    """DESIGN "Definitions for statistics" over executions started in [since, until).
+    """DESIGN "Definitions for statistics" over executions started in [from, to).
 
     Without an ``execution_id`` and without bounds the window is the last 24 h; with an
     ``execution_id`` there is no window unless one is given.
     """
     db = identifier(database)
-    if execution_id is None and since_ms is None and until_ms is None:
-        until_ms = now_ms if now_ms is not None else int(time.time() * 1000)
-        since_ms = until_ms - DAY_MS
-    where, params = _scope(execution_id, workflow_id, since_ms, until_ms)
-    params["tenant"] = tenant
+    f = default_window(_filters(filters, tenant, execution_id, workflow_id, since_ms, until_ms),
+                       now_ms)  # fmt: skip
+    where, params = executions_where(f, db)
     rows = await ch.query(
         "SELECT status, count() AS n, countIf(length(systems) >= 2) AS cross_system, "
         "ifNull(sumIf(duration_ms, finished_at IS NOT NULL), 0) AS dur_sum, "
@@ -78,7 +77,7 @@ async def tracking_summary(
         "sum(failed_steps) AS failed_step_sum, groupUniqArrayArray(systems) AS system_set, "
         "groupUniqArrayArray(modules) AS module_set, "
         "groupUniqArrayIf(plan_id, plan_id IS NOT NULL) AS plan_set "
-        f"FROM {db}.executions FINAL WHERE tenant = {{tenant:String}}{where} GROUP BY status",
+        f"FROM {db}.executions FINAL WHERE {where} GROUP BY status",
         params,
     )
     by_status = {r["status"]: int(r["n"]) for r in rows}
@@ -89,7 +88,7 @@ async def tracking_summary(
     plans = {p for r in rows for p in r["plan_set"]}
     cross = sum(int(r["cross_system"]) for r in rows)
     return {
-        "execution_id": execution_id,
+        "execution_id": f.execution_id,
         "systems": len(systems),
         "modules": len(modules),
         "plans": len(plans),
@@ -99,24 +98,40 @@ async def tracking_summary(
         "runs": sum(n for s, n in by_status.items() if s in ("succeeded", "failed", "stopped")),
         "executions": by_status,
         "total": total,
-        "from": _iso(since_ms),
-        "to": _iso(until_ms),
+        "from": _iso(f.since_ms),
+        "to": _iso(f.until_ms),
     }
 
 
-def encode_cursor(started_ms: int, execution_id: str, step_id: str, attempt: int) -> str:
-    raw = orjson.dumps([started_ms, execution_id, step_id, attempt])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+def encode_cursor(*key: Any) -> str:
+    """An opaque, URL-safe cursor holding a row's sort key."""
+    return base64.urlsafe_b64encode(orjson.dumps(list(key))).decode().rstrip("=")
+
+
+def _decode(cursor: str, types: tuple[type, ...]) -> tuple[Any, ...]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        values = orjson.loads(raw)
+        if not isinstance(values, list) or len(values) != len(types):
+            raise ValueError("wrong shape")
+        if not all(isinstance(v, t) and not isinstance(v, bool) for v, t in zip(values, types,
+                                                                                  strict=True)):
+            raise ValueError("wrong types")
+        return tuple(values)
+    except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
+        raise ValueError(f"invalid cursor {cursor!r}") from exc
 
 
 def decode_cursor(cursor: str) -> tuple[int, str, str, int]:
     """Raises ValueError for a cursor this module did not make."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        ts, eid, sid, attempt = orjson.loads(raw)
-        return int(ts), str(eid), str(sid), int(attempt)
-    except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
-        raise ValueError(f"invalid cursor {cursor!r}") from exc
+    ts, eid, sid, attempt = _decode(cursor, (int, str, str, int))
+    return ts, eid, sid, attempt
+
+
+def decode_search_cursor(cursor: str) -> tuple[int, str]:
+    """The execution search's cursor: (started_at ms, execution_id); ValueError if bad."""
+    ts, eid = _decode(cursor, (int, str))
+    return ts, eid
 
 
 async def tracking_records(
@@ -132,19 +147,24 @@ async def tracking_records(
     status: str | None = None,
     since_ms: int | None = None,
     until_ms: int | None = None,
+    filters: Filters | None = None,
     database: str = DEFAULT_DATABASE,
 ) -> dict[str, Any]:
     """One record per step attempt, ordered by (started_at, execution_id, step_id, attempt).
 
-    The cursor is the last item's sort key, so pages stay stable while rows are added.
+    ``status`` here is the attempt's own status (running, succeeded, failed); the
+    ``Filters.status`` is the execution's. The cursor is the last item's sort key, so pages
+    stay stable while rows are added.
     """
     db = identifier(database)
-    where, params = _scope(execution_id, workflow_id, since_ms, until_ms)
-    params.update(tenant=tenant, limit=limit + 1)
-    for name, value in (("system", system), ("module", module), ("status", status)):
-        if value is not None:
-            where += f" AND {name} = {{{name}:String}}"
-            params[name] = value
+    f = _filters(filters, tenant, execution_id, workflow_id, since_ms, until_ms)
+    if filters is None and (system is not None or module is not None):
+        f = f.model_copy(update={"system": system, "module": module})
+    where, params = records_where(f, db)
+    params["limit"] = limit + 1
+    if status is not None:
+        where += " AND status = {step_status:String}"
+        params["step_status"] = status
     if cursor:
         c_ts, c_eid, c_sid, c_att = decode_cursor(cursor)
         where += (
@@ -157,7 +177,7 @@ async def tracking_records(
         "SELECT execution_id, workflow_id, plan_id, step_id, attempt, system, module, status, "
         "toUnixTimestamp64Milli(started_at) AS started, "
         "toUnixTimestamp64Milli(finished_at) AS finished, duration_ms, error, error_type, "
-        f"retryable FROM {db}.step_records FINAL WHERE tenant = {{tenant:String}}{where} "
+        f"retryable FROM {db}.step_records FINAL WHERE {where} "
         "ORDER BY started_at, execution_id, step_id, attempt LIMIT {limit:UInt32}",
         params,
     )
