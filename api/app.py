@@ -18,7 +18,20 @@ from api.deps import AppContext
 from api.drain import drain
 from api.envelope import install_error_handlers
 from api.reconcile import reconcile_forever
-from api.routes import audit, control, executions, health, ingest, live, plans, tracking
+from api.routes import (
+    admin,
+    audit,
+    control,
+    executions,
+    export,
+    health,
+    ingest,
+    live,
+    plans,
+    search,
+    stats,
+    tracking,
+)
 from api.startup import check_partitions, restore_if_needed
 from api.tail import EventTail
 from projections.clickhouse import ClickHouse
@@ -59,6 +72,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             restoring.cancel()
             reconciling.cancel()
+            if ctx.rebuild_task is not None:  # it holds the projector paused
+                ctx.rebuild_task.cancel()
+                await asyncio.gather(ctx.rebuild_task, return_exceptions=True)
             if not ctx.restoring:
                 try:
                     await drain(ctx)
@@ -73,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Runledger", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
-    for module in (health, plans, executions, control, ingest, tracking, audit, live):
+    for module in (health, plans, search, executions, control, ingest, tracking, stats, export,
+                   admin, audit, live):
         app.include_router(module.router)
     return app

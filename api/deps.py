@@ -13,7 +13,10 @@ from fastapi import Depends, Header, Request
 
 from api.bus import CommandBus
 from api.tail import EventTail
+from projections.export import ExportRegistry
+from projections.rebuild import RebuildRun
 from runledger.settings import Settings
+from streams.executors.masking import Masker
 
 
 @dataclass
@@ -27,10 +30,17 @@ class AppContext:
     restoring: bool = False
     hot_until: dict[str, float] = field(default_factory=dict)  # see api/accept.py
     accepted: OrderedDict[str, int] = field(default_factory=OrderedDict)
+    exports: ExportRegistry = field(default_factory=ExportRegistry)
+    rebuild: RebuildRun | None = None  # the latest projection rebuild (api/routes/admin.py)
+    rebuild_task: Any = None  # its asyncio.Task
 
     @property
     def db(self) -> str:
         return self.settings.clickhouse_database
+
+    def masker(self, names: list[str] | tuple[str, ...] = ()) -> Masker:
+        """The configured masking, plus the exact key ``names`` one request asks for."""
+        return Masker.of(self.settings.mask_patterns, names)
 
     def remember_accepted(self, execution_id: str) -> None:
         """Executions accepted by this process, so they read `pending` before projection."""

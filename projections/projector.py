@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -230,6 +232,17 @@ class Projector:
                     self._buffered_since = None
         for tp in revoked:
             self._committed.pop(tp, None)
+
+    @asynccontextmanager
+    async def paused(self) -> AsyncIterator[None]:
+        """Nothing is written while the body runs (a projection rebuild): the flush lock is
+        held, so the consume loop stops at its next flush and Kafka keeps what arrives
+        meanwhile; cached states are forgotten after, as the body may have rewritten them."""
+        async with self._flush_lock:
+            try:
+                yield
+            finally:
+                self.writer.forget()
 
     # ------------------------------------------------------------------ read side
 

@@ -8,7 +8,7 @@ Times come back as epoch ms (``toUnixTimestamp64Milli``) and leave as ISO string
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -142,11 +142,13 @@ async def execution_logs(
     tenant: str = "default",
     *,
     after_seq: int = 0,
+    mask: Callable[[Any], Any] = mask_secrets,
     database: str = DEFAULT_DATABASE,
 ) -> list[dict[str, Any]]:
     """Log lines in seq order: ``log`` events (level = ``data.level``, info when absent,
-    warning = warn) and each step's input, output and errors, secrets masked. Lines an
-    executor attached to a step's outcome follow it under the same seq."""
+    warning = warn) and each step's input, output and errors, secrets masked by ``mask``
+    (the API's configured ``Masker``). Lines an executor attached to a step's outcome
+    follow it under the same seq."""
     db = identifier(database)
     level_filter = "AND level = {level:String} " if level else ""
     rows = await ch.query(
@@ -167,7 +169,7 @@ async def execution_logs(
     )  # fmt: skip
     lines: list[dict[str, Any]] = []
     for r in rows:
-        data = mask_secrets(orjson.loads(r["data"]))
+        data = mask(orjson.loads(r["data"]))
         kind, message = _log_line(r["event_type"], r["message"], data)
         line = {"seq": int(r["seq"]), "timestamp": iso_ms(int(r["ts"])), "level": r["level"],
                 "kind": kind, "message": message, "step_id": r["step_id"], "data": data}

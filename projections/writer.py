@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from projections.clickhouse import ClickHouse
@@ -95,13 +96,19 @@ class BatchWriter:
             self._cache.popitem(last=False)
 
 
+ALL_TABLES = {"events": "events", "step_records": "step_records", "executions": "executions"}
+
+
 async def write_projection(
-    ch: ClickHouse, proj: Projection, *, database: str = DEFAULT_DATABASE
-) -> dict[str, float]:
+    ch: ClickHouse, proj: Projection, *, database: str = DEFAULT_DATABASE,
+    tables: Mapping[str, str] = ALL_TABLES,
+) -> dict[str, float]:  # fmt: skip
     """Insert events, then step_records, then executions, each with the batch's token.
 
     Re-sending the same batch (a crash before the offset commit) is dropped by
-    ClickHouse. Returns each insert's duration in ms.
+    ClickHouse. ``tables`` maps each table to the one to insert into, and leaves out
+    those not to write (a rebuild writes only the derived tables, into new ones).
+    Returns each insert's duration in ms.
     """
     timings: dict[str, float] = {}
     if proj.empty:
@@ -109,10 +116,10 @@ async def write_projection(
     token = proj.token
     for table, rows in (("events", proj.events), ("step_records", proj.step_records),
                         ("executions", proj.executions)):  # fmt: skip
-        if not len(rows):
+        if not len(rows) or table not in tables:
             continue
         started = time.perf_counter()
-        await ch.insert(table, rows.columns, rows.names, database=database,
+        await ch.insert(tables[table], rows.columns, rows.names, database=database,
                         token=f"{token}:{table}")  # fmt: skip
         timings[table] = (time.perf_counter() - started) * 1000
     return timings

@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     reconcile_interval: float = 10.0
     executor_concurrency: int = Field(default=64, ge=1, description="step tasks run at once")
     log_level: str = "INFO"
+    mask_patterns: list[str] = Field(
+        default=["password", "token", "secret", "authorization", "api_key", "cookie"],
+        description="key name parts whose values the read side shows as ***",
+    )
 
     @property
     def embedded_broker(self) -> bool:

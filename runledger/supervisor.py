@@ -4,6 +4,7 @@ alive together."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -46,9 +47,10 @@ def child_env(
 ) -> dict[str, str]:
     """The environment of a child: ours, plus the supervisor's settings made explicit."""
     env = dict(os.environ)
-    for name, value in settings.model_dump().items():
-        if value is not None:
-            env[f"RUNLEDGER_{name.upper()}"] = str(value)
+    for name, value in settings.model_dump(mode="json").items():
+        if value is not None:  # lists and dicts as JSON: how pydantic-settings reads them
+            text = json.dumps(value) if isinstance(value, list | dict) else str(value)
+            env[f"RUNLEDGER_{name.upper()}"] = text
     env["RUNLEDGER_WORKERS"] = str(workers)
     env.update(extra or {})
     return env

@@ -15,6 +15,7 @@ from api.models import FinishRequest, StartRequest, StopRequest
 from api.routes.plans import check_inputs, check_plan
 from projections import queries
 from streams.contracts import FinishExecution, StartExecution, StopExecution
+from streams.executors.masking import mask_event
 
 router = APIRouter(prefix="/api/v1", tags=["executions"])
 ExecId = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:\-]+$")]
@@ -66,9 +67,12 @@ async def get_events(
     after_seq: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ):  # fmt: skip
-    """The execution's events in seq order (gapless), after `after_seq`."""
+    """The execution's events in seq order (gapless), after `after_seq`; data and labels
+    masked as everywhere on the read side."""
     await detail_or_pending(ctx, execution_id, tenant)
-    items = (await merged_history(ctx, execution_id, after_seq, tenant))[:limit]
+    masker = ctx.masker()
+    items = [mask_event(e, masker)
+             for e in (await merged_history(ctx, execution_id, after_seq, tenant))[:limit]]
     more = len(items) == limit
     return ok({"items": items, "next_cursor": str(items[-1]["seq"]) if more else None})
 
@@ -83,7 +87,7 @@ async def get_logs(
     await detail_or_pending(ctx, execution_id, tenant)
     lvl = "warn" if level == "warning" else level
     items = await queries.execution_logs(ctx.ch, execution_id, lvl, limit, tenant,
-                                         database=ctx.db)
+                                         mask=ctx.masker(), database=ctx.db)
     return ok({"items": items, "next_cursor": None})
 
 

@@ -22,6 +22,7 @@ from api.deps import AppContext, new_id, now_ms
 from api.envelope import ApiError
 from api.history import merged_history
 from streams.contracts import ControlCommand
+from streams.executors.masking import mask_event
 
 router = APIRouter(tags=["live"])
 GAP_RETRY_S = 0.25
@@ -43,7 +44,7 @@ class _Stream:
                 self.held.setdefault(ev["seq"], ev)
         while self.last + 1 in self.held:
             ev = self.held.pop(self.last + 1)
-            await self.ws.send_json(ev)
+            await self.ws.send_json(mask_event(ev, self.ctx.masker()))
             self.last = ev["seq"]
             if ev["event_type"] == "execution_completed":
                 self.completed = True

@@ -8,6 +8,8 @@ A value is secret when its key names a credential: ``Authorization``, ``Cookie``
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -24,17 +26,60 @@ def is_secret_name(name: str) -> bool:
     return low in _SECRET_NAMES or any(part in low for part in _SECRET_PARTS)
 
 
-def mask_secrets(obj: Any) -> Any:
-    """A copy of ``obj`` with the value of every secret-named key replaced by ``***``,
+def mask_keys(obj: Any, is_masked: Callable[[str], bool]) -> Any:
+    """A copy of ``obj`` with the value of every key ``is_masked`` names replaced by ``***``,
     recursively through dicts, lists and tuples. Other values are returned as they are."""
     if isinstance(obj, dict):
-        return {k: MASK if isinstance(k, str) and is_secret_name(k) else mask_secrets(v)
+        return {k: MASK if isinstance(k, str) and is_masked(k) else mask_keys(v, is_masked)
                 for k, v in obj.items()}  # fmt: skip
     if isinstance(obj, list):
-        return [mask_secrets(v) for v in obj]
+        return [mask_keys(v, is_masked) for v in obj]
     if isinstance(obj, tuple):
-        return tuple(mask_secrets(v) for v in obj)
+        return tuple(mask_keys(v, is_masked) for v in obj)
     return obj
+
+
+def mask_secrets(obj: Any) -> Any:
+    """``obj`` with the value of every secret-named key (``is_secret_name``) masked."""
+    return mask_keys(obj, is_secret_name)
+
+
+def _normal(name: str) -> str:
+    return name.strip().lower().replace("-", "_")
+
+
+@dataclass(frozen=True)
+class Masker:
+    """What the read side shows: secret names (always), plus keys containing one of the
+    configured ``patterns``, plus the exact ``names`` a caller asked for — all compared
+    case-insensitively with ``-`` read as ``_``, at any depth. Calling it masks a copy."""
+
+    patterns: tuple[str, ...] = ()
+    names: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, patterns: Iterable[str] = (), names: Iterable[str] = ()) -> Masker:
+        return cls(tuple(_normal(p) for p in patterns if p.strip()),
+                   frozenset(_normal(n) for n in names if n.strip()))  # fmt: skip
+
+    def is_masked(self, name: str) -> bool:
+        low = _normal(name)
+        return (is_secret_name(name) or low in self.names
+                or any(part in low for part in self.patterns))  # fmt: skip
+
+    def __call__(self, obj: Any) -> Any:
+        return mask_keys(obj, self.is_masked)
+
+
+def mask_event(event: dict[str, Any], masker: Callable[[Any], Any] = mask_secrets
+               ) -> dict[str, Any]:  # fmt: skip
+    """An event as the API shows it: ``data`` and ``labels`` masked (the stored event is
+    left as it is)."""
+    shown = dict(event)
+    for key in ("data", "labels"):
+        if shown.get(key):
+            shown[key] = masker(shown[key])
+    return shown
 
 
 def mask_url(url: str) -> str:

@@ -38,3 +38,18 @@ def test_mask_url_masks_secret_query_parameters_and_passwords():
     )
     assert mask_url("https://ann:pw@host:8443/x") == "https://ann:***@host:8443/x"
     assert mask_url("http://erp/orders?date=1") == "http://erp/orders?date=1"
+
+
+def test_masker_adds_configured_patterns_and_exact_names_to_the_built_in_rule():
+    from streams.executors.masking import Masker, mask_event
+
+    masker = Masker.of(["pin"], ["Customer-Ref"])
+    assert masker.is_masked("apikey")  # built in, always
+    assert masker.is_masked("PIN_CODE") and masker.is_masked("customer_ref")
+    assert not masker.is_masked("customer") and not masker.is_masked("user")
+    event = {"seq": 1, "data": {"x": [{"customer-ref": "c1", "ok": 1}], "Password": "p"},
+             "labels": {"spin": "s"}, "message": "m"}  # fmt: skip
+    shown = mask_event(event, masker)
+    assert shown == {"seq": 1, "data": {"x": [{"customer-ref": MASK, "ok": 1}], "Password": MASK},
+                     "labels": {"spin": MASK}, "message": "m"}  # fmt: skip
+    assert event["data"]["Password"] == "p"  # the input is left alone

@@ -1,0 +1,488 @@
+"""Analytics benchmark (issue 7): the read side over 1 M executions / ~10 M step records.
+
+Generation: tracked executions, each a sequence of reports (step_started + step_succeeded
+/ step_failed per attempt, then execution_completed) turned into the events the worker
+emits for them (checked against `streams.machine.decide` before generating), projected
+through the real batch-writer path: `project(batch, {})` (every execution is new, so
+there is no prior state) then `write_projection`, --batch executions per write.
+`project` is pure and runs in worker processes (the projector runs it off its loop).
+Data: 20 workflows (zipf-like popularity), 10 steps each, 8 systems, 40 modules, one
+tenant, log-normal step durations, start times spread over --days up to "now"; 87% of
+executions succeed first time, 8% retry one step (retryable error) and succeed, 5% fail
+(6 error types; retryable ones after 3 attempts). Executions still running at "now"
+stay running.
+
+Then each read runs 20 times after a warm-up (p50/p95, ms, as the API calls it), and
+1 M records are exported as CSV through `export_stream` (rows/s, peak RSS growth).
+
+    python benchmarks/analytics.py [--executions 1000000] [--days 30] [--batch 10000]
+Last line: BENCH {json}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import math
+import multiprocessing
+import random
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks._harness import machine  # noqa: E402
+from projections.clickhouse import ClickHouse  # noqa: E402
+from projections.export import ExportStatus, export_stream  # noqa: E402
+from projections.filters import Filters  # noqa: E402
+from projections.realtime import realtime_stats  # noqa: E402
+from projections.rows import Projection, Rows, project  # noqa: E402
+from projections.schema import migrate  # noqa: E402
+from projections.search import search_executions  # noqa: E402
+from projections.stats import group_stats, workflow_stats  # noqa: E402
+from projections.tracking import tracking_records, tracking_summary  # noqa: E402
+from projections.writer import write_projection  # noqa: E402
+from runledger.settings import Settings  # noqa: E402
+from streams.contracts import Event, Report, ReportBatch, event_id_for, iso_ms  # noqa: E402
+from streams.executors.masking import Masker  # noqa: E402
+from streams.machine import MachineConfig, decide  # noqa: E402
+
+DB = "bench"
+STEPS = 10
+RUNS = 20
+SEED = 42
+WORKFLOWS = [f"wf_{k:02d}" for k in range(20)]
+SYSTEMS = [f"sys_{k}" for k in range(8)]
+MODULES = [f"mod_{k:02d}" for k in range(40)]
+WF_CUM = list(itertools.accumulate(1 / (k + 1) ** 0.8 for k in range(20)))
+# (type, weight, retryable, message)
+ERRORS = [("Timeout", 35, True, "timed out after 30000 ms waiting for {s}"),
+          ("HttpError", 25, True, "HTTP 503 from {s}: service unavailable"),
+          ("ConnectionError", 12, True, "connection reset by {s}"),
+          ("ValidationError", 15, False, "{m} rejected the payload: 'amount' must be positive"),
+          ("PermissionDenied", 8, False, "{m} denied the token: missing scope 'write'"),
+          ("NotFound", 5, False, "{m}: customer record not found")]  # fmt: skip
+ERR_CUM = list(itertools.accumulate(e[1] for e in ERRORS))
+RETRYABLE = [e for e in ERRORS if e[2]]
+TARGETS = {"summary_one": 10.0, "search_first": 10.0, "search_filtered": 10.0,
+           "search_cursor": 10.0, "workflow_stats": 50.0}  # fmt: skip
+EXPORT_TARGET_ROWS_S, EXPORT_TARGET_RSS_MB = 1_000_000, 100.0
+
+
+def _layout() -> list[list[tuple[str, str, float]]]:
+    """Per (workflow, step): system, module, median duration (ms); fixed by the seed."""
+    rng = random.Random(7)
+    pool = MODULES * (len(WORKFLOWS) * STEPS // len(MODULES))
+    rng.shuffle(pool)
+    out = [[(SYSTEMS[int(pool[w * STEPS + s][4:]) % len(SYSTEMS)], pool[w * STEPS + s],
+             math.exp(rng.uniform(math.log(5), math.log(2000)))) for s in range(STEPS)]
+           for w in range(len(WORKFLOWS))]  # fmt: skip
+    return out
+
+
+LAYOUT = _layout()
+
+
+@dataclass(frozen=True)
+class Plan:
+    executions: int
+    t0: int  # epoch ms of the first start
+    now: int  # the data ends here: later reports have not arrived yet
+
+    @property
+    def spacing(self) -> float:
+        return (self.now - self.t0) / self.executions
+
+
+# A report: (event_type, report_id, ts, received_at, step_id, data, message, system, module)
+Rep = tuple[str, str, int, int, str | None, dict[str, Any], str, str | None, str | None]
+
+
+def _reports(i: int, plan: Plan) -> tuple[str, str, list[Rep]]:
+    rng = random.Random(SEED * 1_000_003 + i)
+    eid = "exec_" + hashlib.blake2b(f"bench:{i}".encode(), digest_size=12).hexdigest()
+    w = rng.choices(range(len(WORKFLOWS)), cum_weights=WF_CUM)[0]
+    t = plan.t0 + int((i + rng.random()) * plan.spacing)
+    roll, k = rng.random(), rng.randrange(STEPS)
+    fail = roll < 0.05
+    err = (rng.choices(ERRORS, cum_weights=ERR_CUM)[0] if fail
+           else rng.choice(RETRYABLE) if roll < 0.13 else None)  # fmt: skip
+    reps: list[Rep] = []
+    n = 0
+
+    def rep(kind: str, ts: int, step: str | None, data: dict[str, Any], message: str = "",
+            system: str | None = None, module: str | None = None) -> None:  # fmt: skip
+        nonlocal n
+        n += 1
+        reps.append((kind, f"{eid}-r{n}", ts, ts + rng.randint(5, 200), step, data, message,
+                     system, module))  # fmt: skip
+
+    for s in range(STEPS if not fail else k + 1):
+        system, module, median = LAYOUT[w][s]
+        tries = 1 if err is None or s != k else (3 if fail and err[2] else 1 if fail else 2)
+        for a in range(1, tries + 1):
+            d = max(1, int(rng.lognormvariate(math.log(median), 0.8)))
+            rep("step_started", t, f"step{s:02d}", {}, system=system, module=module)
+            t += d
+            if err is not None and s == k and (fail or a < tries):
+                msg = err[3].format(s=system, m=module)
+                rep("step_failed", t, f"step{s:02d}", {"duration_ms": d, "error": msg,
+                    "error_type": err[0], "retryable": err[2] and a < tries}, msg,
+                    system=system, module=module)  # fmt: skip
+                t += 1000 * a  # back-off before the retry
+            else:
+                rep("step_succeeded", t, f"step{s:02d}", {"duration_ms": d}, system=system,
+                    module=module)  # fmt: skip
+        t += rng.randint(1, 30)
+    if fail:
+        assert err is not None
+        rep("execution_completed", t, None, {"status": "failed", "error_type": err[0]},
+            err[3].format(s=LAYOUT[w][k][0], m=LAYOUT[w][k][1]))  # fmt: skip
+    else:
+        rep("execution_completed", t, None, {"status": "succeeded"})
+    return eid, WORKFLOWS[w], [r for r in reps if r[3] <= plan.now]
+
+
+def _events(eid: str, wf: str, reps: list[Rep]) -> list[Event]:
+    """The events `decide` emits for these reports, one ReportBatch each (see _check)."""
+    out: list[Event] = []
+    first_system, first_module = reps[0][7], reps[0][8]
+
+    def emit(kind: str, cause: str, ts: int, recv: int, step: str | None, message: str,
+             data: dict[str, Any], system: str | None, module: str | None) -> None:  # fmt: skip
+        seq = len(out) + 1
+        out.append(Event.model_construct(
+            event_id=event_id_for(eid, seq), cause_id=cause, execution_id=eid, seq=seq,
+            event_type=cast(Any, kind), step_id=step, timestamp=iso_ms(ts), message=message,
+            data=data, workflow_id=wf, system=system or first_system, module=module or first_module,
+            tenant="default", labels={}, received_at=iso_ms(recv)))  # fmt: skip
+
+    for kind, rid, ts, recv, step, data, message, system, module in reps:
+        if not out:
+            emit("execution_started", rid, ts, recv, None, "execution started",
+                 {"mode": "tracked", "labels": {}, "workflow_id": wf, "system": system,
+                  "module": module, "report_id": rid}, system, module)  # fmt: skip
+        if kind == "execution_completed":
+            emit(kind, rid, ts, recv, None, message, {**data, "report_id": rid}, None, None)
+        else:
+            emit(kind, rid, ts, recv, step, message, {**data, "report_id": rid}, system, module)
+    return out
+
+
+def _check(plan: Plan) -> None:
+    """The events built here are exactly those `decide` emits for the same reports."""
+    kinds: set[str] = set()
+    for i in range(400):
+        eid, wf, reps = _reports(i, plan)
+        state, expected = None, cast(list[Event], [])
+        for kind, rid, ts, recv, step, data, message, system, module in reps:
+            report = Report(report_id=rid, event_type=kind, step_id=step, timestamp=ts,  # type: ignore[arg-type]
+                            message=message, data=data, workflow_id=wf, system=system,
+                            module=module)  # fmt: skip
+            d = decide(state, ReportBatch(execution_id=eid, received_at=recv, reports=(report,)),
+                       MachineConfig())  # fmt: skip
+            state, expected = d.state, [*expected, *d.events]
+        got = _events(eid, wf, reps)
+        assert [e.model_dump() for e in got] == [e.model_dump() for e in expected], eid
+        kinds.add(state.status if state else "none")
+    assert {"succeeded", "failed"} <= kinds, kinds
+
+
+def build_batch(first: int, count: int, plan: Plan) -> tuple[Rows, Rows, Rows, list[Any]]:
+    """In a worker process: the batch's events projected into rows (the writer's input)."""
+    events: list[Event] = []
+    for i in range(first, first + count):
+        events += _events(*_reports(i, plan))
+    proj = project(events, {})
+    return proj.events, proj.step_records, proj.executions, [
+        (e.execution_id, e.seq) for e in proj.applied]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Applied:  # what Projection.token reads of an applied event
+    execution_id: str
+    seq: int
+
+
+async def generate(ch: ClickHouse, plan: Plan, batch: int, workers: int) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    counts = {"events": 0, "step_records": 0, "executions": 0}
+    insert_s = 0.0
+    started = time.perf_counter()
+    firsts = iter(range(0, plan.executions, batch))
+    cols = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"), TimeElapsedColumn()]  # fmt: skip
+    with (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool,
+          Progress(*cols) as bar):  # fmt: skip
+        task = bar.add_task("executions", total=plan.executions, rate="")
+        pending: deque[asyncio.Future[tuple[Rows, Rows, Rows, list[Any]]]] = deque()
+
+        def submit() -> None:
+            first = next(firsts, None)
+            if first is not None:
+                n = min(batch, plan.executions - first)
+                pending.append(loop.run_in_executor(pool, build_batch, first, n, plan))
+
+        for _ in range(workers + 1):
+            submit()
+        while pending:
+            ev, sr, ex, keys = await pending.popleft()
+            submit()
+            proj = Projection(events=ev, executions=ex, step_records=sr, states={},
+                              applied=cast(list[Event], [_Applied(*k) for k in keys]))  # fmt: skip
+            t = time.perf_counter()
+            await write_projection(ch, proj, database=DB)
+            insert_s += time.perf_counter() - t
+            counts["events"] += len(ev)
+            counts["step_records"] += len(sr)
+            counts["executions"] += len(ex)
+            elapsed = time.perf_counter() - started
+            bar.update(task, advance=len(ex),
+                       rate=f"{counts['step_records'] / elapsed:,.0f} step records/s")
+    seconds = time.perf_counter() - started
+    return {**counts, "seconds": round(seconds, 1), "insert_seconds": round(insert_s, 1),
+            "step_records_per_s": round(counts["step_records"] / seconds),
+            "events_per_s": round(counts["events"] / seconds),
+            "executions_per_s": round(counts["executions"] / seconds)}  # fmt: skip
+
+
+async def settle(ch: ClickHouse, limit_s: float = 300) -> dict[str, int]:
+    """Wait (up to ``limit_s``) for background merges to finish; active parts per table."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        rows = await ch.query("SELECT count() AS n FROM system.merges WHERE database = {d:String}",
+                              {"d": DB})  # fmt: skip
+        if not int(rows[0]["n"]):
+            break
+        await asyncio.sleep(2)
+    rows = await ch.query("SELECT table, count() AS n FROM system.parts WHERE database = "
+                          "{d:String} AND active GROUP BY table", {"d": DB})  # fmt: skip
+    return {r["table"]: int(r["n"]) for r in rows}
+
+
+class Trace:
+    """Times each SQL statement a read sends (wraps this handle's ``query``)."""
+
+    def __init__(self, ch: ClickHouse) -> None:
+        self.ch, self.log = ch, cast(list[tuple[str, float, int]], [])
+
+    async def _query(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
+        t = time.perf_counter()
+        rows = await ClickHouse.query(self.ch, sql, params)
+        self.log.append((" ".join(sql.split()), (time.perf_counter() - t) * 1000, len(rows)))
+        return rows
+
+    async def run(self, fn: Callable[[], Awaitable[Any]]) -> list[tuple[str, float, int]]:
+        self.log = []
+        self.ch.query = self._query  # type: ignore[method-assign]
+        try:
+            await fn()
+        finally:
+            del self.ch.query
+        return self.log
+
+
+def _p(xs: list[float], q: float) -> float:
+    return round(statistics.quantiles(xs, n=100, method="inclusive")[int(q * 100) - 1], 2)
+
+
+async def timed(fn: Callable[[int], Awaitable[Any]], runs: int = RUNS) -> dict[str, float]:
+    await fn(runs)  # warm-up
+    ms = []
+    for i in range(runs):
+        t = time.perf_counter()
+        await fn(i)
+        ms.append((time.perf_counter() - t) * 1000)
+    return {"p50_ms": _p(ms, 0.5), "p95_ms": _p(ms, 0.95), "max_ms": round(max(ms), 2)}
+
+
+async def reads(ch: ClickHouse, plan: Plan, console: Console) -> dict[str, dict[str, Any]]:
+    now = plan.now
+    ids = [r["execution_id"] for r in await ch.query(
+        f"SELECT execution_id FROM {DB}.executions ORDER BY cityHash64(execution_id) "
+        "LIMIT {n:UInt32}", {"n": RUNS + 1})]  # fmt: skip
+    wf_rows = await ch.query(f"SELECT workflow_id AS w, count() AS n FROM {DB}.executions "
+                             "GROUP BY w ORDER BY n DESC")  # fmt: skip
+    big, mid = wf_rows[0]["w"], wf_rows[len(wf_rows) // 2]["w"]
+    month = Filters(since_ms=plan.t0, until_ms=now + 1)
+    cursors = [None]
+    for _ in range(RUNS + 1):
+        cursors.append((await search_executions(ch, Filters(), 50, cursors[-1],
+                                                database=DB))["next_cursor"])  # fmt: skip
+    hour = Filters(workflow_id=mid, since_ms=now - 3_600_000)
+    rec_cursor = (await tracking_records(ch, filters=hour, database=DB))["next_cursor"]
+    wf = lambda i: WORKFLOWS[i % len(WORKFLOWS)]  # noqa: E731
+    minute = 60_000
+    queries: dict[str, tuple[str, Callable[[int], Awaitable[Any]]]] = {
+        "summary_one": ("tracking summary, one execution (20 ids)", lambda i: tracking_summary(
+            ch, ids[i], now_ms=now, database=DB)),
+        "summary_24h": ("tracking summary, last 24 h", lambda i: tracking_summary(
+            ch, now_ms=now - i * minute, database=DB)),
+        "search_first": ("search, first page", lambda i: search_executions(
+            ch, Filters(), 50, database=DB)),
+        "search_filtered": ("search, workflow + status=failed", lambda i: search_executions(
+            ch, Filters(workflow_id=wf(i), status="failed"), 50, database=DB)),
+        "search_error_type": ("search, error_type=Timeout", lambda i: search_executions(
+            ch, Filters(error_type="Timeout"), 50, database=DB)),
+        "search_cursor": ("search, pages 2..21 (cursor)", lambda i: search_executions(
+            ch, Filters(), 50, cursors[i + 1], database=DB)),
+        "workflow_stats": (f"workflow stats {big} (largest), default 24 h",
+                           lambda i: workflow_stats(ch, big, Filters(), now_ms=now - i * minute,
+                                                    database=DB)),
+        "workflow_stats_mid": (f"workflow stats {mid} (median), default 24 h",
+                               lambda i: workflow_stats(ch, mid, Filters(), now_ms=now - i * minute,
+                                                        database=DB)),
+        "workflow_stats_all": (f"workflow stats {big}, whole {plan_days(plan)} d",
+                               lambda i: workflow_stats(ch, big, month, database=DB)),
+        "workflow_stats_hourly": (f"workflow stats {big}, 24 h, interval=hour",
+                                  lambda i: workflow_stats(ch, big, Filters(), interval="hour",
+                                                           now_ms=now - i * minute, database=DB)),
+        "system_stats": ("systems stats, 24 h", lambda i: group_stats(
+            ch, "system", Filters(), now_ms=now - i * minute, database=DB)),
+        "module_stats": ("modules stats, 24 h", lambda i: group_stats(
+            ch, "module", Filters(), now_ms=now - i * minute, database=DB)),
+        "realtime": ("realtime", lambda i: realtime_stats(ch, Filters(), now_ms=now - i * 1000,
+                                                          database=DB)),
+        "records_one": ("tracking records, one execution", lambda i: tracking_records(
+            ch, ids[i], database=DB)),
+        "records_wf_hour": ("tracking records, workflow, last hour", lambda i: tracking_records(
+            ch, filters=Filters(workflow_id=wf(i), since_ms=now - 3_600_000), database=DB)),
+        "records_cursor": ("tracking records, page 2 (cursor)", lambda i: tracking_records(
+            ch, filters=hour, cursor=rec_cursor, database=DB)),
+        "records_all": ("tracking records, no filter (API default)", lambda i: tracking_records(
+            ch, database=DB)),
+    }  # fmt: skip
+    out: dict[str, dict[str, Any]] = {}
+    trace = Trace(ch)
+    for key, (label, fn) in queries.items():
+        figures = await timed(fn)
+        target = TARGETS.get(key)
+        verdict = "" if target is None else ("ok" if figures["p95_ms"] <= target else "MISSED")
+        aim = f"target p95 ≤ {target:g} ms " if target else ""
+        console.print(f"{label:<48} p50 {figures['p50_ms']:>8.1f} ms  "
+                      f"p95 {figures['p95_ms']:>8.1f} ms  {aim}{verdict}")
+        out[key] = {"label": label, **figures, "target_p95_ms": target}
+        if target is not None and figures["p95_ms"] > target or figures["p95_ms"] > 50:
+            stmts = await trace.run(lambda fn=fn: fn(0))  # type: ignore[misc]
+            out[key]["statements"] = [{"sql": s[:160], "ms": round(ms, 1), "rows": n}
+                                      for s, ms, n in stmts]  # fmt: skip
+            for s, ms, n in stmts:
+                console.print(f"    {ms:8.1f} ms {n:>6} rows  {s[:110]}")
+    return out
+
+
+def plan_days(plan: Plan) -> int:
+    return round((plan.now - plan.t0) / 86_400_000)
+
+
+def _rss_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _reset_peak() -> None:
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+async def export(ch: ClickHouse, f: Filters, out: Path) -> dict[str, Any]:
+    """One CSV export to a file; peak RSS from VmHWM, reset before the export."""
+    _reset_peak()
+    base = _rss_mb("VmRSS")
+    status = ExportStatus("bench", "records", "csv")
+    size = 0
+    started = time.perf_counter()
+    with out.open("wb") as fh:
+        async for chunk in export_stream(ch, DB, kind="records", fmt="csv", filters=f,
+                                         masker=Masker.of(Settings().mask_patterns),
+                                         status=status):  # fmt: skip
+            fh.write(chunk)
+            size += len(chunk)
+    seconds = time.perf_counter() - started
+    return {"rows": status.rows, "seconds": round(seconds, 2), "mb": round(size / 1e6, 1),
+            "rows_per_s": round(status.rows / seconds), "rss_start_mb": round(base),
+            "rss_peak_growth_mb": round(_rss_mb("VmHWM") - base, 1)}  # fmt: skip
+
+
+async def main_async(executions: int, days: float, batch: int, workers: int) -> None:
+    console = Console()
+    now = (int(time.time() * 1000) // 1000) * 1000
+    plan = Plan(executions, now - int(days * 86_400_000), now)
+    _check(plan)
+    root = Path(tempfile.mkdtemp(prefix="runledger-analytics-bench-"))
+    ch = ClickHouse(f"chdb://{root / 'ch'}")
+    try:
+        console.print(f"machine: {machine()}; data dir {root}")
+        await migrate(ch, DB)
+        gen = await generate(ch, plan, batch, workers)
+        console.print(f"generated {gen['executions']:,} executions, {gen['step_records']:,} step "
+                      f"records, {gen['events']:,} events in {gen['seconds']} s "
+                      f"({gen['step_records_per_s']:,} step records/s, {gen['events_per_s']:,} "
+                      f"events/s; {gen['insert_seconds']} s inside inserts)")  # fmt: skip
+        t = time.perf_counter()
+        gen["parts"] = await settle(ch)
+        console.print(f"merges settled in {time.perf_counter() - t:.0f} s; parts {gen['parts']}")
+        queries = await reads(ch, plan, console)
+        # ~1 M records: the most recent slice of the window holding that many.
+        share = min(1.0, 1_000_000 / max(gen["step_records"], 1))
+        f = Filters(since_ms=now - int((now - plan.t0) * share), until_ms=now + 1)
+        await export(ch, Filters(since_ms=now - 3_600_000), root / "warmup.csv")
+        runs = [await export(ch, f, root / "out.csv") for _ in range(2)]
+        for r in runs:
+            console.print(f"export CSV: {r['rows']:,} rows in {r['seconds']} s = "
+                          f"{r['rows_per_s']:,} rows/s (target ≥ {EXPORT_TARGET_ROWS_S:,}), "
+                          f"{r['mb']} MB, peak RSS growth {r['rss_peak_growth_mb']} MB "
+                          f"(target < {EXPORT_TARGET_RSS_MB:g}; from {r['rss_start_mb']} MB)")
+        ex = min(runs, key=lambda r: r["rows_per_s"])
+    finally:
+        ch.close()
+    search = max(queries[k]["p95_ms"] for k in ("search_first", "search_filtered", "search_cursor"))
+    result = {"bench": "analytics", "machine": machine(),
+              "lookup_p95_ms": queries["summary_one"]["p95_ms"], "search_p95_ms": search,
+              "stats_p95_ms": queries["workflow_stats"]["p95_ms"],
+              "export_rows_per_s": ex["rows_per_s"],
+              "export_rss_growth_mb": ex["rss_peak_growth_mb"],
+              "process_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                                           / 1024),
+              "generation": {**gen, "days": days, "batch": batch, "workers": workers},
+              "queries": queries, "export": runs,
+              "targets": {"lookup_p95_ms": 10, "search_p95_ms": 10, "stats_p95_ms": 50,
+                          "export_rows_per_s": EXPORT_TARGET_ROWS_S,
+                          "export_rss_growth_mb": EXPORT_TARGET_RSS_MB}}  # fmt: skip
+    table = Table("figure", "value", "target", "met")
+    for key, op in (("lookup_p95_ms", "≤"), ("search_p95_ms", "≤"), ("stats_p95_ms", "≤"),
+                    ("export_rows_per_s", "≥"), ("export_rss_growth_mb", "<")):
+        value, target = result[key], result["targets"][key]  # type: ignore[index]
+        met = value <= target if op == "≤" else value >= target if op == "≥" else value < target
+        table.add_row(key, f"{value:,}", f"{op} {target:,}", "yes" if met else "NO")
+    console.print(table)
+    print("BENCH " + orjson.dumps(result).decode(), flush=True)
+
+
+def main(
+    executions: int = typer.Option(1_000_000, help="executions (10 steps each)"),
+    days: float = typer.Option(30, help="start times spread over this many days up to now"),
+    batch: int = typer.Option(10_000, help="executions per write_projection"),
+    workers: int = typer.Option(2, help="processes running project()"),
+) -> None:
+    asyncio.run(main_async(executions, days, batch, workers))
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -1,0 +1,263 @@
+"""Streamed exports of records, executions or events as CSV, NDJSON or a JSON array.
+
+Rows are read in keyset pages (never OFFSET, never the whole result), so memory stays at
+about one page whatever the size, and the reader thread is free between pages for the
+API's other reads. Step records, the large kind, are formatted by ClickHouse itself: per
+page one small query finds the page's last key and the row count, a second one returns
+the page as CSV or JSONEachRow bytes (CHDB.md §4: engine formatting runs at 2M rows/s,
+Python's csv module at 0.3M). Executions and events carry nested JSON (labels, data), so
+they are formatted in Python, where the masking can reach into that JSON.
+
+Masking (``streams.executors.masking.Masker``): a column whose name is masked is written
+as ``***``; in nested data every masked key's value is. The stored rows are not changed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict, dataclass
+from functools import partial
+from typing import Any, Literal
+
+import orjson
+from clickhouse_connect.driver.client import Client
+
+from projections.clickhouse import ClickHouse, identifier
+from projections.filters import Filters, executions_where, records_where
+from projections.queries import EVENT_SELECT, event_of
+from streams.contracts import iso_ms
+from streams.executors.masking import MASK, Masker
+
+Kind = Literal["records", "executions", "events"]
+Format = Literal["json", "ndjson", "csv"]
+CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjson",
+                 "json": "application/json"}  # fmt: skip
+ENGINE_PAGE = 50_000  # CSV rows per page formatted by ClickHouse (~6 MB); JSON: half
+PYTHON_PAGE = 5_000  # rows per page formatted here
+_OUTPUT = ("SETTINGS date_time_output_format = 'iso', output_format_json_quote_64bit_integers = 0,"
+           " format_csv_null_representation = ''")  # fmt: skip
+
+RECORD_COLUMNS = ("execution_id", "workflow_id", "plan_id", "step_id", "attempt", "system",
+                  "module", "status", "started_at", "finished_at", "duration_ms", "error",
+                  "error_type", "retryable")  # fmt: skip
+EXECUTION_COLUMNS = ("execution_id", "workflow_id", "plan_id", "mode", "status", "progress",
+                     "environment", "labels", "systems", "modules", "failed_steps",
+                     "error_type", "started_at", "finished_at", "duration_ms",
+                     "last_seq")  # fmt: skip
+EVENT_COLUMNS = ("execution_id", "seq", "event_id", "cause_id", "event_type", "step_id",
+                 "timestamp", "message", "data", "workflow_id", "system", "module", "tenant",
+                 "labels", "received_at")  # fmt: skip
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "records": RECORD_COLUMNS, "executions": EXECUTION_COLUMNS, "events": EVENT_COLUMNS,
+}  # fmt: skip
+# Times as epoch ms under other names (an alias named like a column would shadow it in WHERE).
+_EXECUTION_SELECT = ", ".join(
+    f"toUnixTimestamp64Milli({c}) AS {c}_ms" if c.endswith("_at") else c for c in EXECUTION_COLUMNS
+)
+
+
+# ----------------------------------------------------------------------------- registry
+
+
+@dataclass
+class ExportStatus:
+    export_id: str
+    kind: str
+    format: str
+    rows: int = 0
+    finished: bool = False
+    started_at: str = ""
+    finished_at: str | None = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def end(self, error: str | None = None) -> None:
+        self.finished, self.error = error is None, error
+        self.finished_at = iso_ms(int(time.time() * 1000))
+
+
+class ExportRegistry:
+    """The API process's recent exports (the last ``size``), for `GET /exports/{id}`."""
+
+    def __init__(self, size: int = 1000) -> None:
+        self._size = size
+        self._items: OrderedDict[str, ExportStatus] = OrderedDict()
+
+    def start(self, kind: str, fmt: str) -> ExportStatus:
+        status = ExportStatus(f"exp_{uuid.uuid4().hex[:16]}", kind, fmt,
+                              started_at=iso_ms(int(time.time() * 1000)))  # fmt: skip
+        self._items[status.export_id] = status
+        while len(self._items) > self._size:
+            self._items.popitem(last=False)
+        return status
+
+    def get(self, export_id: str) -> ExportStatus | None:
+        return self._items.get(export_id)
+
+
+# ----------------------------------------------------------------------------- framing
+
+
+class _Framer:
+    """Wraps pages of rows in the format's frame: the CSV header, the JSON array."""
+
+    def __init__(self, fmt: Format, columns: tuple[str, ...]) -> None:
+        self.fmt, self.columns, self.any = fmt, columns, False
+
+    def head(self) -> bytes:
+        if self.fmt != "csv":
+            return b""
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerow(self.columns)
+        return out.getvalue().encode()
+
+    def page(self, lines: bytes) -> bytes:
+        """``lines``: CSV rows or JSON objects, each ending in a newline."""
+        if self.fmt != "json" or not lines:
+            return lines
+        prefix = b",\n" if self.any else b"[\n"
+        self.any = True
+        return prefix + lines.rstrip(b"\n").replace(b"\n", b",\n")
+
+    def tail(self) -> bytes:
+        if self.fmt != "json":
+            return b""
+        return b"\n]\n" if self.any else b"[]\n"
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, dict | list | tuple):
+        return orjson.dumps(value).decode()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
+def _python_lines(fmt: Format, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> bytes:
+    if fmt != "csv":  # JSON objects, one per line (orjson escapes newlines in strings)
+        return b"".join(orjson.dumps(r) + b"\n" for r in rows)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerows([_csv_value(r.get(c)) for c in columns] for r in rows)
+    return out.getvalue().encode()
+
+
+# ----------------------------------------------------------------------------- pages
+
+
+def _raw(sql: str, params: dict[str, Any], fmt: str, client: Client) -> bytes:
+    return bytes(client.raw_query(sql, parameters=params, fmt=fmt))
+
+
+async def _record_pages(ch: ClickHouse, db: str, f: Filters, fmt: Format, masker: Masker
+                        ) -> AsyncIterator[tuple[int, bytes]]:  # fmt: skip
+    """Step records in key order, formatted by ClickHouse: (rows, lines) per page."""
+    where, params = records_where(f, db)
+    key = "(execution_id, step_id, attempt)"
+    select = ", ".join(f"'{MASK}' AS {c}" if masker.is_masked(c) else c for c in RECORD_COLUMNS)
+    engine_fmt = "CSV" if fmt == "csv" else "JSONEachRow"
+    page = ENGINE_PAGE if fmt == "csv" else max(ENGINE_PAGE // 2, 1)  # JSON rows are ~2.4x
+    after = ""
+    while True:
+        bounds = await ch.query(
+            f"SELECT count() AS n, max({key}) AS hi FROM (SELECT execution_id, step_id, attempt "
+            f"FROM {db}.step_records FINAL WHERE {where}{after} ORDER BY {key} "
+            "LIMIT {page:UInt32})",
+            {**params, "page": page},
+        )
+        n = int(bounds[0]["n"]) if bounds else 0
+        if n == 0:
+            return
+        hi = bounds[0]["hi"]
+        page_params = {**params, "hi_e": hi[0], "hi_s": hi[1], "hi_a": int(hi[2])}
+        sql = (f"SELECT {select} FROM {db}.step_records FINAL WHERE {where}{after} "
+               "AND execution_id <= {hi_e:String} "  # lets FINAL read only the page's range
+               f"AND {key} <= ({{hi_e:String}}, {{hi_s:String}}, {{hi_a:UInt32}}) "
+               f"ORDER BY {key} {_OUTPUT}")  # fmt: skip
+        lines = await ch.on_reader(partial(_raw, sql, page_params, engine_fmt))
+        yield n, lines
+        if n < page:
+            return
+        after = (" AND execution_id >= {lo_e:String} AND "
+                 f"{key} > ({{lo_e:String}}, {{lo_s:String}}, {{lo_a:UInt32}})")  # fmt: skip
+        params = {**params, "lo_e": hi[0], "lo_s": hi[1], "lo_a": int(hi[2])}
+
+
+def _execution_row(r: dict[str, Any]) -> dict[str, Any]:
+    row = {c: r.get(c) for c in EXECUTION_COLUMNS}
+    row["labels"] = dict(r["labels"])
+    row["systems"], row["modules"] = list(r["systems"]), list(r["modules"])
+    row["progress"] = round(float(r["progress"]), 4)
+    for c in ("started_at", "finished_at"):
+        ms = r[f"{c}_ms"]
+        row[c] = iso_ms(int(ms)) if ms is not None else None
+    return row
+
+
+def _event_row(r: dict[str, Any]) -> dict[str, Any]:
+    event = event_of(r).model_dump(mode="json")
+    return {c: event.get(c) for c in EVENT_COLUMNS}
+
+
+async def _python_pages(ch: ClickHouse, db: str, f: Filters, kind: Kind
+                        ) -> AsyncIterator[list[dict[str, Any]]]:  # fmt: skip
+    """Executions (by id) or their events (by id, seq) as row dicts, a page at a time."""
+    where, params = executions_where(f, db)
+    if kind == "executions":
+        sql = (f"SELECT {_EXECUTION_SELECT} FROM {db}.executions FINAL WHERE {where} "
+               "AND execution_id > {k_e:String} "
+               "ORDER BY execution_id LIMIT {page:UInt32}")  # fmt: skip
+        to_row: Callable[[dict[str, Any]], dict[str, Any]] = _execution_row
+    else:
+        sql = (EVENT_SELECT + f"FROM {db}.events FINAL WHERE tenant = {{f_tenant:String}} "
+               f"AND execution_id IN (SELECT execution_id FROM {db}.executions FINAL "
+               f"WHERE {where}) AND execution_id >= {{k_e:String}} "
+               "AND (execution_id, seq) > ({k_e:String}, {k_s:UInt64}) "
+               "ORDER BY execution_id, seq LIMIT {page:UInt32}")  # fmt: skip
+        to_row = _event_row
+    last: dict[str, Any] = {"k_e": "", "k_s": 0}
+    while True:
+        rows = await ch.query(sql, {**params, **last, "page": PYTHON_PAGE})
+        if not rows:
+            return
+        yield [to_row(r) for r in rows]
+        if len(rows) < PYTHON_PAGE:
+            return
+        last = {"k_e": rows[-1]["execution_id"], "k_s": int(rows[-1].get("seq") or 0)}
+
+
+async def export_stream(
+    ch: ClickHouse, database: str, *, kind: Kind, fmt: Format, filters: Filters,
+    masker: Masker, status: ExportStatus | None = None,
+) -> AsyncIterator[bytes]:  # fmt: skip
+    """The export file as chunks of bytes (about one page each); ``status`` counts rows
+    and is ended (finished, or the error) when the stream ends."""
+    db = identifier(database)
+    framer = _Framer(fmt, COLUMNS[kind])
+    try:
+        yield framer.head()
+        if kind == "records":
+            async for n, lines in _record_pages(ch, db, filters, fmt, masker):
+                if status is not None:
+                    status.rows += n
+                yield framer.page(lines)
+        else:
+            async for rows in _python_pages(ch, db, filters, kind):
+                masked = [masker(r) for r in rows]
+                if status is not None:
+                    status.rows += len(masked)
+                yield framer.page(_python_lines(fmt, COLUMNS[kind], masked))
+        yield framer.tail()
+    except BaseException as exc:  # includes the client going away (GeneratorExit)
+        if status is not None:
+            status.end("cancelled" if isinstance(exc, GeneratorExit) else repr(exc))
+        raise
+    if status is not None:
+        status.end()
