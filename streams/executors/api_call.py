@@ -42,6 +42,15 @@ def classify_status(status: int) -> tuple[str, bool] | None:
     return "ServerError", False
 
 
+def _latin1(name: str, value: str) -> bool:
+    try:
+        name.encode("ascii")
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def classify_exception(exc: BaseException) -> tuple[str, bool]:
     """``(error_type, retryable)`` of a request that got no response."""
     if isinstance(exc, TimeoutError | httpx.TimeoutException):
@@ -109,6 +118,11 @@ class ApiCallExecutor:
         headers = {**config.headers, "Idempotency-Key": task.task_id}
         logs = [f"{config.method} {mask_url(config.url)}"
                 + (f" headers={json.dumps(mask_secrets(headers))}" if headers else "")]  # fmt: skip
+        bad = [name for name, value in headers.items() if not _latin1(name, value)]
+        if bad:  # HTTP cannot carry them; say so instead of failing inside httpx
+            return Result.failure(f"header(s) {', '.join(bad)}: names must be ASCII and values "
+                                  "Latin-1 (encode other text, e.g. percent-encoding)",
+                                  "InvalidRequest", False, tuple(logs))  # fmt: skip
         breaker = ctx.breakers.get(target)
         if not breaker.allow(ctx.clock()):
             logs.append(f"circuit open for {target}: request not sent")

@@ -169,3 +169,10 @@ def test_resolve_path():
     assert resolve_path(obj, "status.x") is None
     assert resolve_path(obj, "data.items.-1") is None
     assert resolve_path(obj, "data.items.x") is None
+
+
+async def test_a_header_http_cannot_carry_fails_the_step_clearly(ctx):
+    result = await _run(ctx, {"url": "http://127.0.0.1:9/x",
+                              "headers": {"Authorization": "Bearer \u2026"}}, system="HDR")
+    assert not result.ok and result.error_type == "InvalidRequest" and not result.retryable
+    assert "Authorization" in (result.error or "")
