@@ -30,6 +30,7 @@ import math
 import multiprocessing
 import random
 import resource
+import shutil
 import statistics
 import sys
 import tempfile
@@ -44,7 +45,14 @@ from typing import Any, cast
 import orjson
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -158,7 +166,7 @@ def _reports(i: int, plan: Plan) -> tuple[str, str, list[Rep]]:
             err[3].format(s=LAYOUT[w][k][0], m=LAYOUT[w][k][1]))  # fmt: skip
     else:
         rep("execution_completed", t, None, {"status": "succeeded"})
-    return eid, WORKFLOWS[w], [r for r in reps if r[3] <= plan.now]
+    return eid, WORKFLOWS[w], list(itertools.takewhile(lambda r: r[3] <= plan.now, reps))
 
 
 def _iso(ms: int) -> str:
@@ -234,7 +242,7 @@ async def generate(ch: ClickHouse, plan: Plan, batch: int, workers: int) -> dict
     started = time.perf_counter()
     firsts = iter(range(0, plan.executions, batch))
     cols = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"), TimeElapsedColumn()]  # fmt: skip
+            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn()]
     with (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool,
           Progress(*cols) as bar):  # fmt: skip
         task = bar.add_task("executions", total=plan.executions, rate="")
@@ -428,8 +436,10 @@ async def export(ch: ClickHouse, f: Filters, out: Path) -> dict[str, Any]:
             "rss_peak_growth_mb": round(_rss_mb("VmHWM") - base, 1)}  # fmt: skip
 
 
-async def main_async(executions: int, days: float, batch: int, workers: int) -> None:
+async def main_async(executions: int, days: float, batch: int, workers: int, keep: bool
+                     ) -> None:  # fmt: skip
     console = Console(width=150)
+    began = time.perf_counter()
     now = (int(time.time() * 1000) // 1000) * 1000
     plan = Plan(executions, now - int(days * 86_400_000), now)
     _check(plan)
@@ -457,17 +467,23 @@ async def main_async(executions: int, days: float, batch: int, workers: int) -> 
                           f"{r['rows_per_s']:,} rows/s (target ≥ {EXPORT_TARGET_ROWS_S:,}), "
                           f"{r['mb']} MB, peak RSS growth {r['rss_peak_growth_mb']} MB "
                           f"(target < {EXPORT_TARGET_RSS_MB:g}; from {r['rss_start_mb']} MB)")
-        ex = min(runs, key=lambda r: r["rows_per_s"])
+        worst = {"rows_per_s": min(r["rows_per_s"] for r in runs),
+                 "rss_peak_growth_mb": max(r["rss_peak_growth_mb"] for r in runs)}
     finally:
         ch.close()
+        if keep:
+            console.print(f"kept the data dir: chdb://{root / 'ch'} (database {DB})")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
     search = max(queries[k]["p95_ms"] for k in ("search_first", "search_filtered", "search_cursor"))
     result = {"bench": "analytics", "machine": machine(),
               "lookup_p95_ms": queries["summary_one"]["p95_ms"], "search_p95_ms": search,
               "stats_p95_ms": queries["workflow_stats"]["p95_ms"],
-              "export_rows_per_s": ex["rows_per_s"],
-              "export_rss_growth_mb": ex["rss_peak_growth_mb"],
+              "export_rows_per_s": worst["rows_per_s"],
+              "export_rss_growth_mb": worst["rss_peak_growth_mb"],
               "process_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
                                            / 1024),
+              "total_seconds": round(time.perf_counter() - began),
               "generation": {**gen, "days": days, "batch": batch, "workers": workers},
               "queries": queries, "export": runs,
               "targets": {"lookup_p95_ms": 10, "search_p95_ms": 10, "stats_p95_ms": 50,
@@ -488,8 +504,9 @@ def main(
     days: float = typer.Option(30, help="start times spread over this many days up to now"),
     batch: int = typer.Option(10_000, help="executions per write_projection"),
     workers: int = typer.Option(2, help="processes running project()"),
+    keep: bool = typer.Option(False, help="keep the chDB data dir (to explore it afterwards)"),
 ) -> None:
-    asyncio.run(main_async(executions, days, batch, workers))
+    asyncio.run(main_async(executions, days, batch, workers, keep))
 
 
 if __name__ == "__main__":
