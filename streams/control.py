@@ -17,6 +17,7 @@ from streams import orchestrate
 from streams.builder import Builder
 from streams.contracts import ControlCommand, iso_ms
 from streams.state import ExecutionState, attempts_of, reported_status
+from streams.validation import validate_inputs
 
 
 def apply(b: Builder, msg: ControlCommand) -> None:
@@ -84,6 +85,12 @@ def _refusal(st: ExecutionState, msg: ControlCommand) -> tuple[Any, ...] | None:
             return ("not_finished", f"rerun applies to a finished execution (it is {st.status})")
         if msg.step_id is None or st.plan.step(msg.step_id) is None:
             return ("unknown_step", f"the plan has no step {msg.step_id!r}")
+        if msg.inputs:
+            problems = validate_inputs(st.plan, {**st.inputs, **msg.inputs},
+                                       st.environment or "dev", None)  # fmt: skip
+            if problems:
+                return ("invalid_input", f"{len(problems)} problem(s) in the edited inputs",
+                        {"problems": problems})
     if action == "step":
         if not st.debug or st.status != "paused":
             return ("not_debugging", "step runs the next step of a paused debug execution")

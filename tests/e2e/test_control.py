@@ -88,6 +88,9 @@ def test_rerun_from_a_middle_step_keeps_the_earlier_outputs(api: httpx.Client, s
     assert steps["b"]["attempts"] == 2
     bad = api.post(f"/api/v1/executions/{eid}/rerun", json={"from_step": "nope"})
     assert bad.status_code == 409 and bad.json()["error"]["code"] == "unknown_step"
+    bad = api.post(f"/api/v1/executions/{eid}/rerun", json={"from_step": "b",
+                                                           "inputs": {"n": "two"}})
+    assert bad.status_code == 422 and bad.json()["error"]["details"][0]["field"] == "inputs.n"
 
 
 def test_input_answers_a_waiting_step_over_http_and_websocket(

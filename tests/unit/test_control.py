@@ -106,6 +106,18 @@ def test_rerun_from_a_middle_step_with_edited_inputs_keeps_what_came_before():
     assert rejected(r) == "unknown_step"
 
 
+def test_rerun_checks_the_edited_inputs_against_the_plan():
+    p = plan({"id": "a", "type": "transform", "inputsSpec": {"n": "integer"},
+              "config": {"mapping": {"n": "{{ input.n }}"}}})
+    r = Run()(start(p, n=1))
+    assert r.state is not None and r.state.status == "succeeded"
+    r(control("rerun", T0 + 10, step_id="a", inputs={"n": "two"}))
+    assert rejected(r) == "invalid_input"
+    assert r.events[-1].data["problems"][0]["field"] == "inputs.n"
+    r(control("rerun", T0 + 20, step_id="a", inputs={"n": 2}))
+    assert r.state.status == "succeeded" and r.state.steps["a"].output == {"n": 2}
+
+
 def test_rerun_after_a_stop_starts_fresh_attempts_and_ignores_the_abandoned_one():
     r = Run()(start(CHAIN, n=1))
     first = r.task("a")
