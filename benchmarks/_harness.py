@@ -79,3 +79,16 @@ def broker_and_clickhouse(name: str) -> Iterator[tuple[Settings, ClickHouse]]:
     finally:
         ch.close()
         broker.stop()
+
+
+def rss_mb(field: str = "VmRSS") -> float:
+    """This process's memory from /proc/self/status (VmRSS now, VmHWM the peak), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def reset_peak_rss() -> None:
+    """Start VmHWM afresh, so a peak measures one phase."""
+    Path("/proc/self/clear_refs").write_text("5")

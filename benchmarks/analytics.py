@@ -56,7 +56,7 @@ from rich.progress import (
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks._harness import machine  # noqa: E402
+from benchmarks._harness import machine, reset_peak_rss, rss_mb  # noqa: E402
 from projections.clickhouse import ClickHouse  # noqa: E402
 from projections.export import ExportStatus, export_stream  # noqa: E402
 from projections.filters import Filters  # noqa: E402
@@ -406,21 +406,10 @@ def plan_days(plan: Plan) -> int:
     return round((plan.now - plan.t0) / 86_400_000)
 
 
-def _rss_mb(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def _reset_peak() -> None:
-    Path("/proc/self/clear_refs").write_text("5")
-
-
 async def export(ch: ClickHouse, f: Filters, out: Path) -> dict[str, Any]:
     """One CSV export to a file; peak RSS from VmHWM, reset before the export."""
-    _reset_peak()
-    base = _rss_mb("VmRSS")
+    reset_peak_rss()
+    base = rss_mb("VmRSS")
     status = ExportStatus("bench", "records", "csv")
     size = 0
     started = time.perf_counter()
@@ -433,7 +422,7 @@ async def export(ch: ClickHouse, f: Filters, out: Path) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     return {"rows": status.rows, "seconds": round(seconds, 2), "mb": round(size / 1e6, 1),
             "rows_per_s": round(status.rows / seconds), "rss_start_mb": round(base),
-            "rss_peak_growth_mb": round(_rss_mb("VmHWM") - base, 1)}  # fmt: skip
+            "rss_peak_growth_mb": round(rss_mb("VmHWM") - base, 1)}  # fmt: skip
 
 
 async def main_async(executions: int, days: float, batch: int, workers: int, keep: bool

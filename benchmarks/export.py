@@ -21,7 +21,7 @@ import typer
 from rich.progress import Progress
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks._harness import machine  # noqa: E402
+from benchmarks._harness import machine, reset_peak_rss, rss_mb  # noqa: E402
 from projections.clickhouse import ClickHouse  # noqa: E402
 from projections.export import export_stream  # noqa: E402
 from projections.filters import Filters  # noqa: E402
@@ -32,17 +32,6 @@ from streams.executors.masking import Masker  # noqa: E402
 DB = "bench"
 T0 = 1_756_720_000_000
 BATCH = 100_000
-
-
-def _rss_mb(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def _reset_peak() -> None:
-    Path("/proc/self/clear_refs").write_text("5")
 
 
 async def load(ch: ClickHouse, rows: int) -> None:
@@ -76,8 +65,8 @@ async def load(ch: ClickHouse, rows: int) -> None:
 
 
 async def run_export(ch: ClickHouse, fmt: str, out: Path) -> dict[str, float]:
-    _reset_peak()
-    base = _rss_mb("VmRSS")
+    reset_peak_rss()
+    base = rss_mb("VmRSS")
     started = time.perf_counter()
     size = 0
     chunks = export_stream(ch, DB, kind="records", fmt=fmt, filters=Filters(),  # type: ignore[arg-type]
@@ -88,7 +77,7 @@ async def run_export(ch: ClickHouse, fmt: str, out: Path) -> dict[str, float]:
             size += len(chunk)
     seconds = time.perf_counter() - started
     return {"seconds": round(seconds, 2), "mb": round(size / 1e6, 1),
-            "rss_start_mb": round(base), "rss_peak_growth_mb": round(_rss_mb("VmHWM") - base, 1)}
+            "rss_start_mb": round(base), "rss_peak_growth_mb": round(rss_mb("VmHWM") - base, 1)}
 
 
 async def main_async(rows: int) -> None:

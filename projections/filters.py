@@ -56,16 +56,24 @@ def _window(f: Filters, column: str, sql: list[str], params: dict[str, Any]) -> 
         params["f_until"] = f.until_ms
 
 
+def _equal(f: Filters, columns: tuple[str, ...], params: dict[str, Any]) -> list[str]:
+    """``column = {f_column}`` for each of ``columns`` that ``f`` sets (and its parameter);
+    the columns are Filters fields of the same name."""
+    out = []
+    for column in columns:
+        value = getattr(f, column)
+        if value is not None:
+            out.append(f"{column} = {{f_{column}:String}}")
+            params[f"f_{column}"] = value
+    return out
+
+
 def executions_where(f: Filters, db: str) -> tuple[str, dict[str, Any]]:
     """A condition over ``{db}.executions`` (``db`` already an identifier). ``step_id`` and
     ``error_type`` select executions with such a step attempt (or such a final error)."""
-    sql = ["tenant = {f_tenant:String}"]
     params: dict[str, Any] = {"f_tenant": f.tenant}
-    for column, value in (("execution_id", f.execution_id), ("workflow_id", f.workflow_id),
-                          ("status", f.status), ("environment", f.environment)):  # fmt: skip
-        if value is not None:
-            sql.append(f"{column} = {{f_{column}:String}}")
-            params[f"f_{column}"] = value
+    sql = ["tenant = {f_tenant:String}",
+           *_equal(f, ("execution_id", "workflow_id", "status", "environment"), params)]
     if f.system is not None:
         sql.append("has(systems, {f_system:String})")
         params["f_system"] = f.system
@@ -73,13 +81,7 @@ def executions_where(f: Filters, db: str) -> tuple[str, dict[str, Any]]:
         sql.append("has(modules, {f_module:String})")
         params["f_module"] = f.module
     if f.step_id is not None or f.error_type is not None:
-        inner = ["tenant = {f_tenant:String}"]
-        if f.step_id is not None:
-            inner.append("step_id = {f_step_id:String}")
-            params["f_step_id"] = f.step_id
-        if f.error_type is not None:
-            inner.append("error_type = {f_error_type:String}")
-            params["f_error_type"] = f.error_type
+        inner = ["tenant = {f_tenant:String}", *_equal(f, ("step_id", "error_type"), params)]
         step_match = (f"execution_id IN (SELECT execution_id FROM {db}.step_records "
                       f"WHERE {' AND '.join(inner)})")  # fmt: skip
         if f.error_type is not None and f.step_id is None:
@@ -92,22 +94,11 @@ def executions_where(f: Filters, db: str) -> tuple[str, dict[str, Any]]:
 def records_where(f: Filters, db: str) -> tuple[str, dict[str, Any]]:
     """A condition over ``{db}.step_records``; ``status`` there is the execution's status,
     so it selects the attempts of executions in that status."""
-    sql = ["tenant = {f_tenant:String}"]
     params: dict[str, Any] = {"f_tenant": f.tenant}
-    for column, value in (("execution_id", f.execution_id), ("workflow_id", f.workflow_id),
-                          ("system", f.system), ("module", f.module), ("step_id", f.step_id),
-                          ("error_type", f.error_type)):  # fmt: skip
-        if value is not None:
-            sql.append(f"{column} = {{f_{column}:String}}")
-            params[f"f_{column}"] = value
+    sql = ["tenant = {f_tenant:String}", *_equal(f, (
+        "execution_id", "workflow_id", "system", "module", "step_id", "error_type"), params)]
     if f.status is not None or f.environment is not None:
-        inner = ["tenant = {f_tenant:String}"]
-        if f.status is not None:
-            inner.append("status = {f_status:String}")
-            params["f_status"] = f.status
-        if f.environment is not None:
-            inner.append("environment = {f_environment:String}")
-            params["f_environment"] = f.environment
+        inner = ["tenant = {f_tenant:String}", *_equal(f, ("status", "environment"), params)]
         sql.append(f"execution_id IN (SELECT execution_id FROM {db}.executions FINAL "
                    f"WHERE {' AND '.join(inner)})")  # fmt: skip
     _window(f, "started_at", sql, params)

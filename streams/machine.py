@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from streams import control, orchestrate
+from streams import control, orchestrate, steps
 from streams.builder import Builder
 from streams.contracts import (
     STEP_REPORT_TYPES,
@@ -61,8 +61,7 @@ def decide(state: ExecutionState | None, msg: Message, cfg: MachineConfig) -> De
         if state is not None and state.seq >= archived.seq:
             return Decision(state)
         # The broker may have lost the tasks in flight: send them again (same task ids).
-        return Decision(archived, tasks=tuple(orchestrate.in_flight_tasks(archived,
-                                                                          msg.received_at)))
+        return Decision(archived, tasks=tuple(steps.in_flight_tasks(archived, msg.received_at)))
     b = Builder(state, msg.execution_id, msg.tenant, msg.received_at)
     _fire_timers(b, msg.received_at, cfg)
     if isinstance(msg, StartExecution):
@@ -166,7 +165,7 @@ def _stop(b: Builder, msg: StopExecution) -> None:
     else:  # reported steps: nothing is made up for them
         b.emit("execution_completed", msg.command_id, msg.received_at, message=why,
                data={"status": "stopped", "by": msg.actor,
-                     "stopped_at_steps": orchestrate.active_steps(st)})  # fmt: skip
+                     "stopped_at_steps": steps.active_steps(st)})  # fmt: skip
 
 
 def _report(b: Builder, r: Report) -> None:

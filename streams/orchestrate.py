@@ -9,20 +9,28 @@ a task on `runledger.tasks`, dispatched with its config rendered, for a step exe
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from streams.builder import Builder
-from streams.contracts import StepTask, TaskUpdate, iso_ms, task_id_for
-from streams.executors.masking import mask_secrets, mask_url
-from streams.plan import PlanStep, RetryPolicy
+from streams.contracts import TaskUpdate, iso_ms, task_id_for
+from streams.plan import PlanStep
 from streams.state import ExecutionState, StepState, attempts_of, next_attempt, step_statuses
-from streams.templates import ExpressionError, context, evaluate, render
+from streams.steps import (
+    INLINE_TYPES,
+    STOPPED,
+    WAITING_TYPES,
+    active_steps,
+    backoff_ms,
+    inline_output,
+    masked_input,
+    resolved_input,
+    task_for,
+    template_context,
+    will_retry,
+)
+from streams.templates import ExpressionError, render
 from streams.validation import canonical_type
 
-STOPPED = "Stopped"  # error_type of an attempt abandoned by stop or the execution timeout
-INLINE_TYPES = frozenset({"start", "end", "condition", "transform"})
-WAITING_TYPES = frozenset({"external"})
 _MAX_TIMER_ROUNDS = 1000
 
 
@@ -103,14 +111,6 @@ def advance(b: Builder, cause_id: str, now: int) -> None:
     _complete_if_done(b, cause_id, now)
 
 
-def resolved_input(st: ExecutionState, ps: PlanStep) -> dict[str, Any]:
-    """A step's config with its templates resolved, secrets masked (what debug shows)."""
-    try:
-        return _masked(render(dict(ps.config), _context(st)))
-    except ExpressionError as exc:
-        return {"error": str(exc)}
-
-
 def run_step(b: Builder, ps: PlanStep, cause_id: str, now: int) -> None:
     """Start one step now, whatever the execution's pause (debug's `step` command)."""
     _run(b, ps, cause_id, now)
@@ -139,7 +139,7 @@ def _run(b: Builder, ps: PlanStep, cause_id: str, now: int) -> None:
         _dispatch(b, ps, cause_id, now)
         return
     try:
-        output = _inline_output(st, ps, kind)
+        output = inline_output(st, ps, kind)
     except ExpressionError as exc:
         b.emit("step_failed", cause_id, now, step_id=ps.id, message=str(exc),
                data={"attempt": attempt, "error": str(exc), "error_type": "ExpressionError",
@@ -163,7 +163,7 @@ def _wait_for_input(b: Builder, ps: PlanStep, attempt: int, cause_id: str, now: 
     st = b.state
     assert st is not None
     try:
-        prompt = render(str(ps.config.get("prompt") or ""), _context(st))
+        prompt = render(str(ps.config.get("prompt") or ""), template_context(st))
     except ExpressionError:
         prompt = str(ps.config.get("prompt") or "")
     seconds = ps.config.get("timeout_seconds")
@@ -177,36 +177,11 @@ def _wait_for_input(b: Builder, ps: PlanStep, attempt: int, cause_id: str, now: 
            data=data)
 
 
-def _inline_output(st: ExecutionState, ps: PlanStep, kind: str) -> dict[str, Any]:
-    if kind == "condition":
-        return {"result": evaluate(str(ps.config["expression"]), _context(st))}
-    if kind == "transform":
-        mapped = render(dict(ps.config.get("mapping") or {}), _context(st))
-        return mapped if isinstance(mapped, dict) else {"value": mapped}
-    return {}
-
-
-def _context(st: ExecutionState) -> dict[str, Any]:
-    outputs = {sid: s.output for sid, s in st.steps.items() if s.output is not None}
-    return context(st.inputs, outputs, st.execution_id)
-
-
 def _plan_step(st: ExecutionState, step_id: str) -> PlanStep:
     assert st.plan is not None
     ps = st.plan.step(step_id)
     assert ps is not None
     return ps
-
-
-def task_for(st: ExecutionState, ps: PlanStep, attempt: int, now: int) -> StepTask:
-    """The task for one attempt of ``ps`` (its config rendered against the state)."""
-    config = render(dict(ps.config), _context(st))
-    return StepTask(
-        task_id=task_id_for(st.execution_id, ps.id, attempt), execution_id=st.execution_id,
-        tenant=st.tenant, step_id=ps.id, attempt=attempt, type=canonical_type(ps.type),
-        system=ps.system, module=ps.module, config=config, timeout=ps.timeout,
-        dispatched_at=now,
-    )  # fmt: skip
 
 
 def _dispatch(
@@ -225,35 +200,8 @@ def _dispatch(
     b.emit("step_scheduled", cause_id, now, step_id=ps.id,
            message=f"{task.type} attempt {attempt} dispatched",
            data={"attempt": attempt, "task_id": task.task_id, "type": task.type,
-                 "input": _masked(task.config), **(extra or {})})  # fmt: skip
+                 "input": masked_input(task.config), **(extra or {})})  # fmt: skip
     b.tasks.append(task)
-
-
-def _masked(config: dict[str, Any]) -> dict[str, Any]:
-    """A task's config as the log shows it: secret headers, keys and URL parts masked."""
-    masked: dict[str, Any] = mask_secrets(config)
-    if isinstance(masked.get("url"), str):
-        masked["url"] = mask_url(masked["url"])
-    return masked
-
-
-def in_flight_tasks(st: ExecutionState, now: int) -> list[StepTask]:
-    """Tasks dispatched and not finished (sent again after a restore: same task ids)."""
-    if st.finished or st.plan is None or st.mode != "orchestrated":
-        return []
-    statuses = step_statuses(st)
-    out = []
-    for ps in st.plan.steps:
-        step = st.steps.get(ps.id)
-        kind = canonical_type(ps.type)
-        if step is None or kind in WAITING_TYPES or kind in INLINE_TYPES or kind == "delay":
-            continue
-        if statuses[ps.id] in ("scheduled", "running"):
-            try:
-                out.append(task_for(st, ps, step.scheduled, now))
-            except ExpressionError:
-                continue
-    return out
 
 
 def on_task(b: Builder, u: TaskUpdate) -> None:
@@ -285,7 +233,7 @@ def on_task(b: Builder, u: TaskUpdate) -> None:
                data={**base, "output": u.output or {}, "duration_ms": duration, **logs})
     else:
         ps = _plan_step(st, u.step_id)
-        retry = _will_retry(ps.retry, u)
+        retry = will_retry(ps.retry, u)
         b.emit("step_failed", cause, u.received_at, step_id=u.step_id,
                message=u.error or f"attempt {u.attempt} failed",
                data={**base, "error": u.error or "", "error_type": u.error_type or "Error",
@@ -298,32 +246,6 @@ def on_task(b: Builder, u: TaskUpdate) -> None:
                    message=f"attempt {u.attempt + 1} in {delay} ms",
                    data={"attempt": u.attempt + 1, "due_at": iso_ms(due), "delay_ms": delay})
     advance(b, cause, u.received_at)
-
-
-def _will_retry(policy: RetryPolicy | None, u: TaskUpdate) -> bool:
-    if policy is None or not u.retryable or u.attempt > policy.max_retries:
-        return False
-    return not policy.retryable_errors or (u.error_type or "") in policy.retryable_errors
-
-
-def backoff_ms(policy: RetryPolicy, execution_id: str, step_id: str, attempt: int) -> int:
-    """Delay before attempt ``attempt + 1``: exponential (or fixed/linear) from
-    ``initial_delay`` to ``max_delay``, with jitter derived from the ids (never random)."""
-    if policy.backoff_strategy == "fixed":
-        base = policy.initial_delay
-    elif policy.backoff_strategy == "linear":
-        base = policy.initial_delay * attempt
-    else:
-        base = policy.initial_delay * 2 ** (attempt - 1)
-    digest = hashlib.blake2b(f"{execution_id}/{step_id}/{attempt}".encode(), digest_size=8)
-    jitter = 0.8 + 0.4 * int.from_bytes(digest.digest(), "big") / 2**64
-    return int(min(base * jitter, policy.max_delay) * 1000)
-
-
-def active_steps(st: ExecutionState) -> list[str]:
-    statuses = step_statuses(st)
-    return [sid for sid, s in statuses.items()
-            if s in ("scheduled", "running", "retrying", "waiting_input")]  # fmt: skip
 
 
 def finish_abandoning(

@@ -1,0 +1,106 @@
+"""What orchestrated steps need, read from the state alone (pure): a step's templates
+resolved (a task's config, a debug preview, an inline step's output), its input as the
+log shows it (secrets masked), whether and when a failed attempt is retried, and which
+steps are in flight."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from streams.contracts import StepTask, TaskUpdate, task_id_for
+from streams.executors.masking import mask_secrets, mask_url
+from streams.plan import PlanStep, RetryPolicy
+from streams.state import ExecutionState, step_statuses
+from streams.templates import ExpressionError, context, evaluate, render
+from streams.validation import canonical_type
+
+STOPPED = "Stopped"  # error_type of an attempt abandoned by stop or the execution timeout
+INLINE_TYPES = frozenset({"start", "end", "condition", "transform"})
+WAITING_TYPES = frozenset({"external"})
+
+
+def resolved_input(st: ExecutionState, ps: PlanStep) -> dict[str, Any]:
+    """A step's config with its templates resolved, secrets masked (what debug shows)."""
+    try:
+        return masked_input(render(dict(ps.config), template_context(st)))
+    except ExpressionError as exc:
+        return {"error": str(exc)}
+
+
+def inline_output(st: ExecutionState, ps: PlanStep, kind: str) -> dict[str, Any]:
+    if kind == "condition":
+        return {"result": evaluate(str(ps.config["expression"]), template_context(st))}
+    if kind == "transform":
+        mapped = render(dict(ps.config.get("mapping") or {}), template_context(st))
+        return mapped if isinstance(mapped, dict) else {"value": mapped}
+    return {}
+
+
+def template_context(st: ExecutionState) -> dict[str, Any]:
+    outputs = {sid: s.output for sid, s in st.steps.items() if s.output is not None}
+    return context(st.inputs, outputs, st.execution_id)
+
+
+def task_for(st: ExecutionState, ps: PlanStep, attempt: int, now: int) -> StepTask:
+    """The task for one attempt of ``ps`` (its config rendered against the state)."""
+    config = render(dict(ps.config), template_context(st))
+    return StepTask(
+        task_id=task_id_for(st.execution_id, ps.id, attempt), execution_id=st.execution_id,
+        tenant=st.tenant, step_id=ps.id, attempt=attempt, type=canonical_type(ps.type),
+        system=ps.system, module=ps.module, config=config, timeout=ps.timeout,
+        dispatched_at=now,
+    )  # fmt: skip
+
+
+def masked_input(config: dict[str, Any]) -> dict[str, Any]:
+    """A task's config as the log shows it: secret headers, keys and URL parts masked."""
+    masked: dict[str, Any] = mask_secrets(config)
+    if isinstance(masked.get("url"), str):
+        masked["url"] = mask_url(masked["url"])
+    return masked
+
+
+def will_retry(policy: RetryPolicy | None, u: TaskUpdate) -> bool:
+    if policy is None or not u.retryable or u.attempt > policy.max_retries:
+        return False
+    return not policy.retryable_errors or (u.error_type or "") in policy.retryable_errors
+
+
+def backoff_ms(policy: RetryPolicy, execution_id: str, step_id: str, attempt: int) -> int:
+    """Delay before attempt ``attempt + 1``: exponential (or fixed/linear) from
+    ``initial_delay`` to ``max_delay``, with jitter derived from the ids (never random)."""
+    if policy.backoff_strategy == "fixed":
+        base = policy.initial_delay
+    elif policy.backoff_strategy == "linear":
+        base = policy.initial_delay * attempt
+    else:
+        base = policy.initial_delay * 2 ** (attempt - 1)
+    digest = hashlib.blake2b(f"{execution_id}/{step_id}/{attempt}".encode(), digest_size=8)
+    jitter = 0.8 + 0.4 * int.from_bytes(digest.digest(), "big") / 2**64
+    return int(min(base * jitter, policy.max_delay) * 1000)
+
+
+def active_steps(st: ExecutionState) -> list[str]:
+    statuses = step_statuses(st)
+    return [sid for sid, s in statuses.items()
+            if s in ("scheduled", "running", "retrying", "waiting_input")]  # fmt: skip
+
+
+def in_flight_tasks(st: ExecutionState, now: int) -> list[StepTask]:
+    """Tasks dispatched and not finished (sent again after a restore: same task ids)."""
+    if st.finished or st.plan is None or st.mode != "orchestrated":
+        return []
+    statuses = step_statuses(st)
+    out = []
+    for ps in st.plan.steps:
+        step = st.steps.get(ps.id)
+        kind = canonical_type(ps.type)
+        if step is None or kind in WAITING_TYPES or kind in INLINE_TYPES or kind == "delay":
+            continue
+        if statuses[ps.id] in ("scheduled", "running"):
+            try:
+                out.append(task_for(st, ps, step.scheduled, now))
+            except ExpressionError:
+                continue
+    return out
