@@ -63,10 +63,13 @@ class ExecutionWorker:
         s = self.settings = settings
         self.cfg = MachineConfig(tracked_idle_timeout_ms=int(s.tracked_idle_timeout * 1000))
         self.finished_ttl_ms = int(s.finished_ttl * 1000)
+        datadir = s.data_dir / "worker"  # Faust's own files, not in the working directory
+        datadir.mkdir(parents=True, exist_ok=True)
         self.app = faust.App(
             worker_app_id(s),
             broker=f"kafka://{s.bootstrap}",
             store="memory://",
+            datadir=str(datadir),
             processing_guarantee="at_least_once",
             topic_partitions=s.partitions,
             topic_replication_factor=1,
