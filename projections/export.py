@@ -6,7 +6,8 @@ API's other reads. Step records, the large kind, are formatted by ClickHouse its
 page one small query finds the page's last key and the row count, a second one returns
 the page as CSV or JSONEachRow bytes (CHDB.md §4: engine formatting runs at 2M rows/s,
 Python's csv module at 0.3M). Executions and events carry nested JSON (labels, data), so
-they are formatted in Python, where the masking can reach into that JSON.
+they are formatted in Python, where the masking can reach into that JSON. Records and
+executions come in start order (their tables' sort keys), events by execution and seq.
 
 Masking (``streams.executors.masking.Masker``): a column whose name is masked is written
 as ``***``; in nested data every masked key's value is. The stored rows are not changed.
@@ -156,38 +157,46 @@ def _raw(sql: str, params: dict[str, Any], fmt: str, client: Client) -> bytes:
     return bytes(client.raw_query(sql, parameters=params, fmt=fmt))
 
 
+_TS = "fromUnixTimestamp64Milli({%s:Int64}, 'UTC')"
+_RECORD_KEY = "(started_at, execution_id, step_id, attempt)"
+
+
+def _key_bound(side: str, ts_op: str, key_op: str) -> str:
+    """``started_at`` against the bound first (the sort key's prefix: FINAL reads only the
+    page's range), then the whole key."""
+    ts = _TS % f"{side}_t"
+    return (f" AND started_at {ts_op} {ts} AND {_RECORD_KEY} {key_op} "
+            f"({ts}, {{{side}_e:String}}, {{{side}_s:String}}, {{{side}_a:UInt32}})")
+
+
 async def _record_pages(ch: ClickHouse, db: str, f: Filters, fmt: Format, masker: Masker
                         ) -> AsyncIterator[tuple[int, bytes]]:  # fmt: skip
-    """Step records in key order, formatted by ClickHouse: (rows, lines) per page."""
+    """Step records in start order, formatted by ClickHouse: (rows, lines) per page."""
     where, params = records_where(f, db)
-    key = "(execution_id, step_id, attempt)"
     select = ", ".join(f"'{MASK}' AS {c}" if masker.is_masked(c) else c for c in RECORD_COLUMNS)
     engine_fmt = "CSV" if fmt == "csv" else "JSONEachRow"
     page = ENGINE_PAGE if fmt == "csv" else max(ENGINE_PAGE // 2, 1)  # JSON rows are ~2.4x
     after = ""
     while True:
         bounds = await ch.query(
-            f"SELECT count() AS n, max({key}) AS hi FROM (SELECT execution_id, step_id, attempt "
-            f"FROM {db}.step_records FINAL WHERE {where}{after} ORDER BY {key} "
-            "LIMIT {page:UInt32})",
+            "SELECT count() AS n, max(k) AS hi FROM (SELECT (toUnixTimestamp64Milli(started_at), "
+            f"execution_id, step_id, attempt) AS k FROM {db}.step_records FINAL "
+            f"WHERE {where}{after} ORDER BY {_RECORD_KEY} LIMIT {{page:UInt32}})",
             {**params, "page": page},
         )
         n = int(bounds[0]["n"]) if bounds else 0
         if n == 0:
             return
-        hi = bounds[0]["hi"]
-        page_params = {**params, "hi_e": hi[0], "hi_s": hi[1], "hi_a": int(hi[2])}
-        sql = (f"SELECT {select} FROM {db}.step_records FINAL WHERE {where}{after} "
-               "AND execution_id <= {hi_e:String} "  # lets FINAL read only the page's range
-               f"AND {key} <= ({{hi_e:String}}, {{hi_s:String}}, {{hi_a:UInt32}}) "
-               f"ORDER BY {key} {_OUTPUT}")  # fmt: skip
+        hi = dict(zip(("t", "e", "s", "a"), bounds[0]["hi"], strict=True))
+        sql = (f"SELECT {select} FROM {db}.step_records FINAL WHERE {where}{after}"
+               f"{_key_bound('hi', '<=', '<=')} ORDER BY {_RECORD_KEY} {_OUTPUT}")  # fmt: skip
+        page_params = {**params, **{f"hi_{k}": v for k, v in hi.items()}}
         lines = await ch.on_reader(partial(_raw, sql, page_params, engine_fmt))
         yield n, lines
         if n < page:
             return
-        after = (" AND execution_id >= {lo_e:String} AND "
-                 f"{key} > ({{lo_e:String}}, {{lo_s:String}}, {{lo_a:UInt32}})")  # fmt: skip
-        params = {**params, "lo_e": hi[0], "lo_s": hi[1], "lo_a": int(hi[2])}
+        after = _key_bound("lo", ">=", ">")
+        params = {**params, **{f"lo_{k}": v for k, v in hi.items()}}
 
 
 def _execution_row(r: dict[str, Any]) -> dict[str, Any]:
@@ -210,19 +219,19 @@ async def _python_pages(ch: ClickHouse, db: str, f: Filters, kind: Kind
                         ) -> AsyncIterator[list[dict[str, Any]]]:  # fmt: skip
     """Executions (by id) or their events (by id, seq) as row dicts, a page at a time."""
     where, params = executions_where(f, db)
-    if kind == "executions":
-        sql = (f"SELECT {_EXECUTION_SELECT} FROM {db}.executions FINAL WHERE {where} "
-               "AND execution_id > {k_e:String} "
-               "ORDER BY execution_id LIMIT {page:UInt32}")  # fmt: skip
+    if kind == "executions":  # in start order, as they are stored
+        sql = (f"SELECT {_EXECUTION_SELECT} FROM {db}.executions_by_time FINAL WHERE {where} "
+               "AND (started_at, execution_id) > (fromUnixTimestamp64Milli({k_t:Int64}, 'UTC'), "
+               "{k_e:String}) ORDER BY started_at, execution_id LIMIT {page:UInt32}")  # fmt: skip
         to_row: Callable[[dict[str, Any]], dict[str, Any]] = _execution_row
     else:
         sql = (EVENT_SELECT + f"FROM {db}.events FINAL WHERE tenant = {{f_tenant:String}} "
-               f"AND execution_id IN (SELECT execution_id FROM {db}.executions FINAL "
+               f"AND execution_id IN (SELECT execution_id FROM {db}.executions_by_time FINAL "
                f"WHERE {where}) AND execution_id >= {{k_e:String}} "
                "AND (execution_id, seq) > ({k_e:String}, {k_s:UInt64}) "
                "ORDER BY execution_id, seq LIMIT {page:UInt32}")  # fmt: skip
         to_row = _event_row
-    last: dict[str, Any] = {"k_e": "", "k_s": 0}
+    last: dict[str, Any] = {"k_e": "", "k_s": 0, "k_t": -(2**62)}
     while True:
         rows = await ch.query(sql, {**params, **last, "page": PYTHON_PAGE})
         if not rows:
@@ -230,7 +239,9 @@ async def _python_pages(ch: ClickHouse, db: str, f: Filters, kind: Kind
         yield [to_row(r) for r in rows]
         if len(rows) < PYTHON_PAGE:
             return
-        last = {"k_e": rows[-1]["execution_id"], "k_s": int(rows[-1].get("seq") or 0)}
+        tail = rows[-1]
+        last = {"k_e": tail["execution_id"], "k_s": int(tail.get("seq") or 0),
+                "k_t": int(tail.get("started_at_ms") or 0)}  # fmt: skip
 
 
 async def export_stream(

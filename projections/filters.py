@@ -69,24 +69,23 @@ def _equal(f: Filters, columns: tuple[str, ...], params: dict[str, Any]) -> list
 
 
 def executions_where(f: Filters, db: str) -> tuple[str, dict[str, Any]]:
-    """A condition over ``{db}.executions`` (``db`` already an identifier). ``step_id`` and
-    ``error_type`` select executions with such a step attempt (or such a final error)."""
+    """A condition over ``{db}.executions_by_time`` (``db`` already an identifier).
+    ``step_id`` and ``error_type`` select executions with such a step attempt (or such a
+    final error)."""
     params: dict[str, Any] = {"f_tenant": f.tenant}
     sql = ["tenant = {f_tenant:String}",
            *_equal(f, ("execution_id", "workflow_id", "status", "environment"), params)]
-    if f.system is not None:
-        sql.append("has(systems, {f_system:String})")
-        params["f_system"] = f.system
-    if f.module is not None:
-        sql.append("has(modules, {f_module:String})")
-        params["f_module"] = f.module
-    if f.step_id is not None or f.error_type is not None:
-        inner = ["tenant = {f_tenant:String}", *_equal(f, ("step_id", "error_type"), params)]
-        step_match = (f"execution_id IN (SELECT execution_id FROM {db}.step_records "
-                      f"WHERE {' AND '.join(inner)})")  # fmt: skip
-        if f.error_type is not None and f.step_id is None:
-            step_match = f"({step_match} OR error_type = {{f_error_type:String}})"
-        sql.append(step_match)
+    for column, array in (("system", "systems"), ("module", "modules"), ("step_id", "step_ids"),
+                          ("error_type", "error_types")):  # fmt: skip
+        value = getattr(f, column)
+        if value is not None:
+            sql.append(f"has({array}, {{f_{column}:String}})")
+            params[f"f_{column}"] = value
+    if f.step_id is not None and f.error_type is not None:  # both in one attempt
+        sql.append("arrayExists((s, e) -> s = {f_step_id:String} AND e = {f_error_type:String}, "
+                   "a_step_id, a_error_type)")  # fmt: skip
+    elif f.error_type is not None:  # or the execution's own final error
+        sql[-1] = f"({sql[-1]} OR error_type = {{f_error_type:String}})"
     _window(f, "started_at", sql, params)
     return " AND ".join(sql), params
 
@@ -99,7 +98,7 @@ def records_where(f: Filters, db: str) -> tuple[str, dict[str, Any]]:
         "execution_id", "workflow_id", "system", "module", "step_id", "error_type"), params)]
     if f.status is not None or f.environment is not None:
         inner = ["tenant = {f_tenant:String}", *_equal(f, ("status", "environment"), params)]
-        sql.append(f"execution_id IN (SELECT execution_id FROM {db}.executions FINAL "
+        sql.append(f"execution_id IN (SELECT execution_id FROM {db}.executions_by_time FINAL "
                    f"WHERE {' AND '.join(inner)})")  # fmt: skip
     _window(f, "started_at", sql, params)
     return " AND ".join(sql), params

@@ -45,7 +45,7 @@ async def realtime_stats(
     where, params = executions_where(f, db)
     params.update(active=list(ACTIVE), now=now)
     active_rows = await ch.query(
-        f"SELECT status, count() AS n FROM {db}.executions FINAL WHERE {where} "
+        f"SELECT status, count() AS n FROM {db}.executions_by_time FINAL WHERE {where} "
         "AND status IN {active:Array(String)} GROUP BY status",
         params,
     )
@@ -53,7 +53,7 @@ async def realtime_stats(
     params["first"] = first_minute
     minute_rows = await ch.query(
         "SELECT intDiv(toUnixTimestamp64Milli(started_at), 60000) * 60000 AS minute, "
-        f"count() AS n FROM {db}.executions FINAL WHERE {where} "
+        f"count() AS n FROM {db}.executions_by_time FINAL WHERE {where} "
         "AND started_at >= fromUnixTimestamp64Milli({first:Int64}, 'UTC') "
         "AND started_at <= fromUnixTimestamp64Milli({now:Int64}, 'UTC') GROUP BY minute",
         params,

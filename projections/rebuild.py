@@ -32,7 +32,7 @@ from streams.state import ExecutionState
 
 log = logging.getLogger(__name__)
 
-DERIVED = ("executions", "step_records")
+DERIVED = ("executions", "step_records", "executions_by_time")
 SUFFIX = "__rebuild"
 PAGE_EVENTS = 10_000
 _TO_TABLE = re.compile(r"\bTO\s+`?(\w+)`?\.`?(\w+)`?")

@@ -18,6 +18,8 @@ from typing import Any
 
 import orjson
 
+from projections.by_time import COLUMNS as BY_TIME_COLUMNS
+from projections.by_time import by_time_row, duration_of, figures, placement, ran
 from streams.contracts import Event, ms_of
 from streams.machine import evolve
 from streams.state import Attempt, ExecutionState, StepState, attempts_of, progress_of
@@ -70,6 +72,7 @@ class Projection:
     events: Rows
     executions: Rows
     step_records: Rows
+    by_time: Rows
     states: dict[str, ExecutionState]  # every touched execution, after the batch
     applied: list[Event]  # the events that made it in, per execution in seq order
     duplicates: int = 0  # events at or below the projected seq (redeliveries)
@@ -97,7 +100,8 @@ def project(batch: Sequence[Event], prior: Mapping[str, ExecutionState | None]) 
     """Fold ``batch`` onto ``prior`` (missing or None = not projected yet) into rows."""
     out = Projection(
         events=Rows(EVENT_COLUMNS), executions=Rows(EXECUTION_COLUMNS),
-        step_records=Rows(STEP_RECORD_COLUMNS), states={}, applied=[],
+        step_records=Rows(STEP_RECORD_COLUMNS), by_time=Rows(BY_TIME_COLUMNS), states={},
+        applied=[],
     )  # fmt: skip
     by_execution: dict[str, list[Event]] = {}
     for event in batch:
@@ -111,7 +115,12 @@ def project(batch: Sequence[Event], prior: Mapping[str, ExecutionState | None]) 
         out.applied.extend(kept)
         for event in kept:
             out.events.append(event_row(event))
-        out.executions.append(execution_row(state))
+        figs = figures(state)
+        out.executions.append(execution_row(state, figs))
+        if before is not None and before.seq and before.started_at != state.started_at:
+            out.by_time.append(by_time_row(before, figures(before), deleted=True,
+                                           version=state.seq))  # fmt: skip
+        out.by_time.append(by_time_row(state, figs))
         for step_id in sorted(touched):
             _add_step_rows(out.step_records, state, before, step_id)
     return out
@@ -159,47 +168,22 @@ def event_row(e: Event) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def step_placement(state: ExecutionState, step: StepState) -> tuple[str | None, str | None]:
-    """A step's (system, module): as reported, else as its plan step says."""
-    plan_step = state.plan.step(step.step_id) if state.plan else None
-    system = step.system or (plan_step.system if plan_step else None)
-    module = step.module or (plan_step.module if plan_step else None)
-    return system, module
-
-
-def execution_row(state: ExecutionState) -> tuple[Any, ...]:
-    systems: set[str] = set()
-    modules: set[str] = set()
-    failed_steps = 0
-    for step in state.steps.values():
-        attempts = attempts_of(step)
-        if not attempts:
-            continue
-        system, module = step_placement(state, step)
-        if system:
-            systems.add(system)
-        if module:
-            modules.add(module)
-        if attempts[-1].status == "failed":
-            failed_steps += 1
-    duration = (
-        max(state.finished_at - state.started_at, 0)
-        if state.finished_at and state.started_at
-        else None
-    )
+def execution_row(state: ExecutionState, figs: dict[str, Any]) -> tuple[Any, ...]:
+    """The ``executions`` row of ``state`` (``figs`` = ``by_time.figures(state)``)."""
     return (
         state.tenant, state.execution_id, state.workflow_id,
         state.plan.id if state.plan else None, state.mode, state.status, progress_of(state),
-        state.environment, dict(state.labels), sorted(systems), sorted(modules), failed_steps,
-        state.error_type, state.started_at, state.finished_at, duration, state.seq,
-        state.model_dump_json(), state.last_activity_at or state.finished_at or state.started_at,
+        state.environment, dict(state.labels), figs["systems"], figs["modules"],
+        figs["failed_steps"], state.error_type, state.started_at, state.finished_at,
+        duration_of(state), state.seq, state.model_dump_json(),
+        state.last_activity_at or state.finished_at or state.started_at,
     )  # fmt: skip
 
 
 def _attempt_row(
     state: ExecutionState, step: StepState, a: Attempt, *, deleted: bool = False
 ) -> tuple[Any, ...]:
-    system, module = step_placement(state, step)
+    system, module = placement(state, step.step_id)
     return (
         state.tenant, state.execution_id, state.workflow_id,
         state.plan.id if state.plan else None, step.step_id, a.attempt, system, module,
@@ -208,25 +192,20 @@ def _attempt_row(
     )  # fmt: skip
 
 
-def _ran(attempts: list[Attempt]) -> list[Attempt]:
-    """Attempts that started: a skipped step never ran, so it has no tracking record."""
-    return [a for a in attempts if a.status != "skipped"]
-
-
 def _add_step_rows(
     rows: Rows, state: ExecutionState, before: ExecutionState | None, step_id: str
 ) -> None:
     step = state.steps.get(step_id)
     if step is None:  # e.g. a log line naming a step that has no report yet
         return
-    attempts = _ran(attempts_of(step))
+    attempts = ran(attempts_of(step))
     for a in attempts:
         rows.append(_attempt_row(state, step, a))
-    # A late report with an earlier timestamp can fold two attempts into one:
-    # retract the attempts that no longer exist.
+    # A late report with an earlier timestamp can fold two attempts into one, or move an
+    # attempt's start (part of the key): retract the rows under keys that no longer exist.
     old_step = before.steps.get(step_id) if before is not None else None
     if old_step is not None:
-        kept = {a.attempt for a in attempts}
-        for a in _ran(attempts_of(old_step)):
-            if a.attempt not in kept:
+        kept = {(a.attempt, a.started_at) for a in attempts}
+        for a in ran(attempts_of(old_step)):
+            if (a.attempt, a.started_at) not in kept:
                 rows.append(_attempt_row(state, old_step, a, deleted=True))

@@ -141,10 +141,74 @@ _V3 = [
     "ALTER TABLE {db}.journal MATERIALIZE INDEX idx_ids",
 ]
 
-MIGRATIONS: list[tuple[int, list[str]]] = [
-    (1, _V1),
-    (2, _V2),
-    (3, _V3),
+def _rekeyed(ddl: str, key: str, new_key: str) -> str:
+    """``ddl`` (a CREATE TABLE ... ORDER BY ``key``) with ``new_key`` as its sort key."""
+    if f"ORDER BY {key}" not in ddl:
+        raise ValueError(f"no ORDER BY {key} in the DDL")
+    return ddl.replace(f"ORDER BY {key}", f"ORDER BY {new_key}")
+
+
+# Reads ask for time windows, and a table keyed by execution id answers them by reading
+# every row: step_records is re-keyed by start time, and executions_by_time holds the
+# executions in start order for search, summaries and statistics (projections.by_time).
+# Both are filled from `events` by a rebuild when the migration is applied to a database
+# that has some (a crash before the version is recorded runs it all again).
+_LC_ARRAY = "Array(LowCardinality(Nullable(String)))"
+_V4 = [
+    "DROP TABLE IF EXISTS {db}.step_records",
+    _rekeyed(_V1[2], "(tenant, execution_id, step_id, attempt)",
+             "(tenant, started_at, execution_id, step_id, attempt)"),
+    f"""
+    CREATE TABLE IF NOT EXISTS {{db}}.executions_by_time (
+        tenant LowCardinality(String),
+        execution_id String,
+        workflow_id {_LC_NULL},
+        plan_id Nullable(String),
+        mode LowCardinality(String),
+        status LowCardinality(String),
+        progress Float32,
+        environment {_LC_NULL},
+        labels Map(String, String),
+        systems Array(String),
+        modules Array(String),
+        failed_steps UInt32,
+        error_type {_LC_NULL},
+        started_at {_TS},
+        finished_at Nullable({_TS}),
+        duration_ms Nullable(UInt64),
+        last_seq UInt64,
+        is_deleted UInt8,
+        steps_total UInt32,
+        steps_succeeded UInt32,
+        steps_failed UInt32,
+        steps_running UInt32,
+        step_ids Array(String),
+        error_types Array(String),
+        a_step_id Array(LowCardinality(String)),
+        a_attempt Array(UInt32),
+        a_system {_LC_ARRAY},
+        a_module {_LC_ARRAY},
+        a_status Array(LowCardinality(String)),
+        a_started_at Array({_TS}),
+        a_finished_at Array(Nullable({_TS})),
+        a_duration_ms Array(Nullable(UInt64)),
+        a_error_type {_LC_ARRAY},
+        a_error Array(Nullable(String)),
+        a_wait_ms Array(Nullable(UInt64)),
+        INDEX idx_execution_id execution_id TYPE bloom_filter(0.01) GRANULARITY 1
+    ) ENGINE = ReplacingMergeTree(last_seq, is_deleted)
+    ORDER BY (tenant, started_at, execution_id)
+    {_DEDUP}
+    """,
+]
+
+# (version, statements, refold): a refold migration adds a derived table that a rebuild
+# from `events` fills (projections.rebuild), before the version is recorded.
+MIGRATIONS: list[tuple[int, list[str], bool]] = [
+    (1, _V1, False),
+    (2, _V2, False),
+    (3, _V3, False),
+    (4, _V4, True),
 ]
 
 
@@ -159,11 +223,13 @@ async def migrate(ch: ClickHouse, database: str = DEFAULT_DATABASE) -> list[int]
     rows = await ch.query(f"SELECT DISTINCT version FROM {db}.schema_migrations")
     done = {int(r["version"]) for r in rows}
     applied: list[int] = []
-    for version, statements in MIGRATIONS:
+    for version, statements, refold in MIGRATIONS:
         if version in done:
             continue
         for ddl in statements:
             await ch.command(ddl.format(db=db))
+        if refold and done:  # a fresh database has no events to fold
+            await _refold(ch, db)
         await ch.insert(
             "schema_migrations", [[version], [int(time.time() * 1000)]],
             ["version", "applied_at"], database=db,
@@ -171,6 +237,14 @@ async def migrate(ch: ClickHouse, database: str = DEFAULT_DATABASE) -> list[int]
         log.info("applied ClickHouse migration %d to %s", version, db)
         applied.append(version)
     return applied
+
+
+async def _refold(ch: ClickHouse, db: str) -> None:
+    from projections.rebuild import rebuild_projections  # rebuild writes through this schema
+
+    log.info("migration: rebuilding the derived tables of %s from its events", db)
+    run = await rebuild_projections(ch, db)
+    log.info("migration: folded %d events of %d executions", run.events, run.executions)
 
 
 async def schema_version(ch: ClickHouse, database: str = DEFAULT_DATABASE) -> int:

@@ -13,8 +13,8 @@ match the filters:
   executions it ran in; top 10 by p95.
 - ``bottlenecks``: per step id, the sum of its attempts' durations over the sum of the
   executions' durations (parallel steps may add up to more than 1); top 10.
-- ``queue_wait``: scheduled → started per orchestrated step attempt (see
-  ``stats_queries.queue_wait_rows``); empty for tracked data.
+- ``queue_wait``: scheduled → started per step attempt that a step executor was handed
+  (orchestrated; ``StepState.scheduled_at``); empty for tracked data.
 - ``errors``: per ``error_type`` of the failed step attempts (every failed attempt, also
   one later retried successfully): count, share of the failed attempts, last occurrence
   (its finish), the latest message as an example.
@@ -35,14 +35,7 @@ from typing import Any, Literal
 from projections.clickhouse import ClickHouse, identifier
 from projections.filters import Filters
 from projections.schema import DEFAULT_DATABASE
-from projections.stats_queries import (
-    Group,
-    error_rows,
-    execution_rows,
-    queue_wait_rows,
-    scope,
-    step_rows,
-)
+from projections.stats_queries import Group, error_rows, execution_rows, scope, step_rows
 from projections.tracking import _iso, _number, default_window
 
 Interval = Literal["minute", "hour", "day"]
@@ -71,7 +64,7 @@ def _by_key(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 
 def _figures(
     runs_row: dict[str, Any] | None, steps: list[dict[str, Any]], errors: list[dict[str, Any]],
-    waits: list[dict[str, Any]], series: list[dict[str, Any]] | None,
+    series: list[dict[str, Any]] | None,
 ) -> dict[str, Any]:  # fmt: skip
     runs = int(runs_row["runs"]) if runs_row else 0
     succeeded = int(runs_row["succeeded"]) if runs_row else 0
@@ -80,7 +73,8 @@ def _figures(
     slowest = sorted(per_step, key=lambda s: (-(_durations(s)["p95"] or 0), s["step_id"]))
     heavy = sorted(per_step, key=lambda s: (-int(s["dur_sum"]), s["step_id"]))
     failed_attempts = sum(int(e["n"]) for e in errors)
-    wait_total = next((w for w in waits if w["step_id"] is None), None)
+    total = next((s for s in steps if s["step_id"] is None), None)
+    waits = [s for s in per_step if int(s["wait_n"])]
     return {
         "runs": runs, "succeeded": succeeded,
         "failed": int(runs_row["failed"]) if runs_row else 0,
@@ -95,18 +89,18 @@ def _figures(
         "bottlenecks": [{"step_id": s["step_id"], "share": _ratio(int(s["dur_sum"]), exec_time)}
                         for s in heavy[:TOP] if exec_time],
         "queue_wait": {
-            "avg_ms": _number(wait_total["avg_ms"]) if wait_total else None,
-            "p95_ms": _number(wait_total["p95"]) if wait_total else None,
-            "samples": int(wait_total["samples"]) if wait_total else 0,
-            "steps": [{"step_id": w["step_id"], "avg_ms": _number(w["avg_ms"]),
-                       "p95_ms": _number(w["p95"]), "samples": int(w["samples"])}
-                      for w in sorted(waits, key=lambda w: (-(_number(w["p95"]) or 0),
-                                                            str(w["step_id"])))
-                      if w["step_id"] is not None],  # longest waits first
-        },
+            "avg_ms": _number(total["wait_avg"]) if total else None,
+            "p95_ms": _number(total["wait_p95"]) if total else None,
+            "samples": int(total["wait_n"]) if total else 0,
+            "steps": [{"step_id": w["step_id"], "avg_ms": _number(w["wait_avg"]),
+                       "p95_ms": _number(w["wait_p95"]), "samples": int(w["wait_n"])}
+                      for w in sorted(waits, key=lambda w: (-(_number(w["wait_p95"]) or 0),
+                                                            str(w["step_id"])))],
+        },  # longest waits first
         "errors": [
             {"error_type": e["type"], "count": int(e["n"]),
-             "share": _ratio(int(e["n"]), failed_attempts), "last_occurrence": _iso(e["last"]),
+             "share": _ratio(int(e["n"]), failed_attempts),
+             "last_occurrence": _iso(e["last"]),
              "example": e["example"]}
             for e in errors
         ],
@@ -128,13 +122,12 @@ async def _grouped(
     runs = {str(r["grp"]): r for r in await execution_rows(ch, sc)}
     steps = _by_key(await step_rows(ch, sc))
     errors = _by_key(await error_rows(ch, sc))
-    waits = _by_key(await queue_wait_rows(ch, sc))
     buckets = (_by_key(await execution_rows(ch, sc, INTERVAL_MS[interval]))
                if interval else {})  # fmt: skip
     keys = sorted(set(runs) | set(steps), key=lambda k: (-int(runs[k]["runs"]) if k in runs
                                                           else 0, k))  # fmt: skip
     out = {
-        k: _figures(runs.get(k), steps.get(k, []), errors.get(k, []), waits.get(k, []),
+        k: _figures(runs.get(k), steps.get(k, []), errors.get(k, []),
                     buckets.get(k, []) if interval else None)
         for k in keys
     }  # fmt: skip
@@ -151,7 +144,7 @@ async def workflow_stats(
     series and the window)."""
     f = default_window(f.model_copy(update={"workflow_id": workflow_id}), now_ms)
     out, _, _ = await _grouped(ch, f, "workflow", interval, database)
-    empty = _figures(None, [], [], [], [] if interval else None)
+    empty = _figures(None, [], [], [] if interval else None)
     return {"workflow_id": workflow_id, **out.get("", empty), "from": _iso(f.since_ms),
             "to": _iso(f.until_ms), "interval": interval}  # fmt: skip
 

@@ -1,8 +1,10 @@
-"""The SQL behind ``projections.stats``: one query per figure family, grouped by a key.
+"""The SQL behind ``projections.stats``: per key, the executions' figures and the attempts'.
 
-The key (``grp``) is '' for one workflow, the system or the module otherwise. Every
-query reads the finished executions of the selection (``Scope.ids``) and what belongs
-to them; parameters are bound, and only fixed fragments from this module are spliced.
+The key (``grp``) is '' for one workflow, the system or the module otherwise. Both
+queries read the finished executions of the selection from ``executions_by_time``: the
+execution-level figures from its columns, the step-level ones from its attempt arrays
+(``a_*``, ARRAY JOIN: one row per attempt that ran), so no query joins another table.
+Parameters are bound, and only fixed fragments from this module are spliced.
 """
 
 from __future__ import annotations
@@ -22,39 +24,38 @@ _EXEC_KEY: dict[Group, tuple[str, str]] = {
     "module": ("grp", "ARRAY JOIN modules AS grp"),
 }
 _STEP_KEY: dict[Group, str] = {
-    "workflow": "''", "system": "ifNull(system, '')", "module": "ifNull(module, '')",
+    "workflow": "''", "system": "ifNull(x_system, '')", "module": "ifNull(x_module, '')",
 }  # fmt: skip
 _QUANTILES = "quantilesExactInclusive(0.5, 0.95, 0.99)"
 
 
 @dataclass(frozen=True)
 class Scope:
-    """The selection: finished executions matching the filters, and their steps."""
+    """The selection: finished executions matching the filters, and their attempts."""
 
     db: str
     group: Group
-    exec_where: str  # over executions (finished ones only)
-    step_where: str  # over step_records and events: their execution in the selection
+    exec_where: str  # over executions_by_time (finished ones only)
+    attempt_where: str  # also over the ARRAY JOINed attempts (a_*)
     params: dict[str, Any]
 
 
 def scope(f: Filters, db: str, group: Group) -> Scope:
-    """``system``, ``module`` and ``step_id`` select executions and also the steps whose
+    """``system``, ``module`` and ``step_id`` select executions and also the attempts whose
     figures count; ``status``, ``environment``, ``error_type`` and the window select
-    executions only (all their steps count)."""
+    executions only (all their attempts count)."""
     where, params = executions_where(f, db)
     params["finished"] = list(FINISHED)
     where += " AND status IN {finished:Array(String)}"
-    steps = ["tenant = {f_tenant:String}",
-             f"execution_id IN (SELECT execution_id FROM {db}.executions FINAL WHERE {where})"]
+    attempts = [where]
     for column, value in (("system", f.system), ("module", f.module), ("step_id", f.step_id)):
         if value is not None:  # executions_where bound f_<column> already
-            steps.append(f"{column} = {{f_{column}:String}}")
+            attempts.append(f"x_{column} = {{f_{column}:String}}")
     if group == "system" and f.system is not None:
         where += " AND grp = {f_system:String}"
     if group == "module" and f.module is not None:
         where += " AND grp = {f_module:String}"
-    return Scope(db, group, where, " AND ".join(steps), params)
+    return Scope(db, group, where, " AND ".join(attempts), params)
 
 
 async def execution_rows(
@@ -74,55 +75,54 @@ async def execution_rows(
         "countIf(status = 'failed') AS failed, countIf(status = 'stopped') AS stopped, "
         f"avg(duration_ms) AS avg_ms, {_QUANTILES}(duration_ms) AS q, "
         "ifNull(sum(duration_ms), 0) AS dur_sum "
-        f"FROM {sc.db}.executions FINAL {array_join} WHERE {sc.exec_where} "
+        f"FROM {sc.db}.executions_by_time FINAL {array_join} WHERE {sc.exec_where} "
         f"GROUP BY grp{', bucket' if bucket else ''} ORDER BY grp{', bucket' if bucket else ''}",
         params,
     )
 
 
+def _attempts(sc: Scope, arrays: tuple[str, ...]) -> str:
+    """ARRAY JOIN of the attempt arrays a query reads (and its key and filters), each
+    element named ``x_<name>`` for ``a_<name>``: the arrays keep their own names."""
+    needed = {"step_id", *arrays}
+    if sc.group != "workflow":
+        needed.add(sc.group)
+    needed.update(a for a in ("system", "module") if f"x_{a}" in sc.attempt_where)
+    return "ARRAY JOIN " + ", ".join(f"a_{a} AS x_{a}" for a in sorted(needed))
+
+
 async def step_rows(ch: ClickHouse, sc: Scope) -> list[dict[str, Any]]:
-    """Per key and step (``step_id`` NULL: the whole key): executions the step ran in,
-    attempts, failed attempts, attempt-duration avg and percentiles, duration sum."""
+    """Per key and step (``step_id`` NULL: the key's total): executions the step ran in,
+    attempts, failed attempts, attempt-duration avg, percentiles and sum, and queue wait
+    (scheduled → started of the attempts a step executor was handed: ``wait_n`` samples,
+    ``wait_avg``, ``wait_p95``)."""
     return await ch.query(
-        f"SELECT {_STEP_KEY[sc.group]} AS grp, step_id, uniqExact(execution_id) AS runs, "
-        "count() AS attempts, countIf(status = 'failed') AS failed_attempts, "
-        f"avg(duration_ms) AS avg_ms, {_QUANTILES}(duration_ms) AS q, "
-        "ifNull(sum(duration_ms), 0) AS dur_sum "
-        f"FROM {sc.db}.step_records FINAL WHERE {sc.step_where} "
+        f"SELECT {_STEP_KEY[sc.group]} AS grp, x_step_id AS step_id, "
+        "uniqExact(execution_id) AS runs, count() AS attempts, "
+        "countIf(x_status = 'failed') AS failed_attempts, avg(x_duration_ms) AS avg_ms, "
+        f"{_QUANTILES}(x_duration_ms) AS q, ifNull(sum(x_duration_ms), 0) AS dur_sum, "
+        "count(x_wait_ms) AS wait_n, avg(x_wait_ms) AS wait_avg, "
+        "quantileExactInclusive(0.95)(x_wait_ms) AS wait_p95 "
+        f"FROM {sc.db}.executions_by_time FINAL "
+        f"{_attempts(sc, ('status', 'duration_ms', 'wait_ms'))} WHERE {sc.attempt_where} "
         "GROUP BY GROUPING SETS ((grp, step_id), (grp)) SETTINGS group_by_use_nulls = 1",
         sc.params,
     )
 
 
+_ERROR_ARRAYS = ("status", "error_type", "error", "finished_at", "started_at")
+
+
 async def error_rows(ch: ClickHouse, sc: Scope) -> list[dict[str, Any]]:
-    """Per key and error type of the failed attempts: count, last one, latest message."""
+    """Per key and error type of the failed attempts: count, last one, latest message.
+    Only executions with a failed attempt are unfolded (most have none)."""
     return await ch.query(
-        f"SELECT {_STEP_KEY[sc.group]} AS grp, ifNull(error_type, 'Unknown') AS type, "
-        "count() AS n, toUnixTimestamp64Milli(max(coalesce(finished_at, started_at))) AS last, "
-        "argMaxIf(error, coalesce(finished_at, started_at), error IS NOT NULL) AS example "
-        f"FROM {sc.db}.step_records FINAL WHERE {sc.step_where} AND status = 'failed' "
+        f"SELECT {_STEP_KEY[sc.group]} AS grp, ifNull(x_error_type, 'Unknown') AS type, "
+        "count() AS n, toUnixTimestamp64Milli(max(coalesce(x_finished_at, x_started_at))) "
+        "AS last, argMaxIf(x_error, coalesce(x_finished_at, x_started_at), "
+        f"x_error IS NOT NULL) AS example FROM {sc.db}.executions_by_time FINAL "
+        f"{_attempts(sc, _ERROR_ARRAYS)} WHERE {sc.attempt_where} "
+        "AND has(a_status, 'failed') AND x_status = 'failed' "
         "GROUP BY grp, type ORDER BY grp, n DESC, type",
-        sc.params,
-    )
-
-
-async def queue_wait_rows(ch: ClickHouse, sc: Scope) -> list[dict[str, Any]]:
-    """Scheduled → started per step attempt, from the events: an orchestrated attempt has
-    a ``step_scheduled`` and a ``step_started`` carrying the same ``data.attempt``. Reported
-    (tracked) starts carry no attempt, so tracked data yields no samples."""
-    return await ch.query(
-        "SELECT grp, sid AS step_id, count() AS samples, avg(wait) AS avg_ms, "
-        "quantileExactInclusive(0.95)(wait) AS p95 FROM ("
-        "SELECT execution_id, assumeNotNull(step_id) AS sid, "
-        "JSONExtractUInt(data, 'attempt') AS attempt, "
-        f"any({_STEP_KEY[sc.group]}) AS grp, "
-        "minIf(timestamp, event_type = 'step_scheduled') AS scheduled, "
-        "minIf(timestamp, event_type = 'step_started') AS began, "
-        "countIf(event_type = 'step_scheduled') AS s, countIf(event_type = 'step_started') AS b, "
-        "greatest(dateDiff('millisecond', scheduled, began), 0) AS wait "
-        f"FROM {sc.db}.events WHERE {sc.step_where} AND step_id IS NOT NULL "
-        "AND event_type IN ('step_scheduled', 'step_started') "
-        "GROUP BY execution_id, sid, attempt HAVING attempt > 0 AND s > 0 AND b > 0) "
-        "GROUP BY GROUPING SETS ((grp, sid), (grp)) SETTINGS group_by_use_nulls = 1",
         sc.params,
     )

@@ -49,6 +49,42 @@ def default_window(f: Filters, now_ms: int | None) -> Filters:
     return f.model_copy(update={"since_ms": until - DAY_MS, "until_ms": until})
 
 
+async def _per_status(
+    ch: ClickHouse, db: str, where: str, params: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Per execution status: the sums and sets the summary is made of."""
+    return await ch.query(
+        "SELECT status, count() AS n, countIf(length(systems) >= 2) AS cross_system, "
+        "ifNull(sumIf(duration_ms, finished_at IS NOT NULL), 0) AS dur_sum, "
+        "countIf(finished_at IS NOT NULL AND duration_ms IS NOT NULL) AS dur_n, "
+        "sum(failed_steps) AS failed_step_sum, groupUniqArrayArray(systems) AS system_set, "
+        "groupUniqArrayArray(modules) AS module_set, "
+        "groupUniqArrayIf(plan_id, plan_id IS NOT NULL) AS plan_set "
+        f"FROM {db}.executions_by_time FINAL WHERE {where} GROUP BY status",
+        params,
+    )
+
+
+async def _one_execution(
+    ch: ClickHouse, db: str, where: str, params: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """``_per_status`` for one execution: its row as is (an aggregation costs more here)."""
+    rows = await ch.query(
+        "SELECT status, systems, modules, plan_id, duration_ms, finished_at IS NOT NULL AS done, "
+        f"failed_steps FROM {db}.executions_by_time FINAL WHERE {where}",
+        params,
+    )
+    out = []
+    for r in rows:
+        timed = bool(r["done"]) and r["duration_ms"] is not None
+        out.append({"status": r["status"], "n": 1, "cross_system": int(len(r["systems"]) >= 2),
+                    "dur_sum": r["duration_ms"] if timed else 0, "dur_n": int(timed),
+                    "failed_step_sum": r["failed_steps"], "system_set": r["systems"],
+                    "module_set": r["modules"],
+                    "plan_set": [r["plan_id"]] if r["plan_id"] else []})  # fmt: skip
+    return out
+
+
 async def tracking_summary(
     ch: ClickHouse,
     execution_id: str | None = None,
@@ -70,16 +106,8 @@ async def tracking_summary(
     f = default_window(_filters(filters, tenant, execution_id, workflow_id, since_ms, until_ms),
                        now_ms)  # fmt: skip
     where, params = executions_where(f, db)
-    rows = await ch.query(
-        "SELECT status, count() AS n, countIf(length(systems) >= 2) AS cross_system, "
-        "ifNull(sumIf(duration_ms, finished_at IS NOT NULL), 0) AS dur_sum, "
-        "countIf(finished_at IS NOT NULL AND duration_ms IS NOT NULL) AS dur_n, "
-        "sum(failed_steps) AS failed_step_sum, groupUniqArrayArray(systems) AS system_set, "
-        "groupUniqArrayArray(modules) AS module_set, "
-        "groupUniqArrayIf(plan_id, plan_id IS NOT NULL) AS plan_set "
-        f"FROM {db}.executions FINAL WHERE {where} GROUP BY status",
-        params,
-    )
+    rows = await (_one_execution(ch, db, where, params) if f.execution_id is not None
+                  else _per_status(ch, db, where, params))  # fmt: skip
     by_status = {r["status"]: int(r["n"]) for r in rows}
     total = sum(by_status.values())
     dur_n = sum(int(r["dur_n"]) for r in rows)

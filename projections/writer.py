@@ -96,14 +96,16 @@ class BatchWriter:
             self._cache.popitem(last=False)
 
 
-ALL_TABLES = {"events": "events", "step_records": "step_records", "executions": "executions"}
+ALL_TABLES = {"events": "events", "step_records": "step_records",
+              "executions_by_time": "executions_by_time", "executions": "executions"}
 
 
 async def write_projection(
     ch: ClickHouse, proj: Projection, *, database: str = DEFAULT_DATABASE,
     tables: Mapping[str, str] = ALL_TABLES,
 ) -> dict[str, float]:  # fmt: skip
-    """Insert events, then step_records, then executions, each with the batch's token.
+    """Insert events, step_records, executions_by_time, then executions (the projected
+    seq lives there, so it goes last), each with the batch's token.
 
     Re-sending the same batch (a crash before the offset commit) is dropped by
     ClickHouse. ``tables`` maps each table to the one to insert into, and leaves out
@@ -115,6 +117,7 @@ async def write_projection(
         return timings
     token = proj.token
     for table, rows in (("events", proj.events), ("step_records", proj.step_records),
+                        ("executions_by_time", proj.by_time),
                         ("executions", proj.executions)):  # fmt: skip
         if not len(rows) or table not in tables:
             continue

@@ -148,8 +148,10 @@ def _with_schedule(state: ExecutionState, event: Event) -> dict[str, StepState]:
     steps = dict(state.steps)
     old = _step(state, event)
     if event.event_type == "step_scheduled":
-        upd: dict[str, Any] = {"scheduled": int(event.data["attempt"]), "due_at": None,
-                               "due_kind": None}  # fmt: skip
+        attempt = int(event.data["attempt"])
+        upd: dict[str, Any] = {"scheduled": attempt, "due_at": None, "due_kind": None,
+                               "scheduled_at": {**old.scheduled_at,
+                                                attempt: ms_of(event.timestamp)}}  # fmt: skip
     else:
         upd = {"due_at": ms_of(event.data["due_at"]), "due_kind": "retry"}
     steps[event.step_id] = old.model_copy(update=upd)

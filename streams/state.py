@@ -62,7 +62,8 @@ class StepState(BaseModel):
     module: str | None = None
     reports: list[StepReport] = Field(default_factory=list)
     # Orchestrated steps only:
-    scheduled: int = 0  # the attempt most recently handed to a step executor
+    scheduled: int = 0  # the attempt most recently handed to a step executor (or awaited)
+    scheduled_at: dict[int, int] = Field(default_factory=dict)  # attempt -> when scheduled
     output: dict[str, Any] | None = None  # the last successful attempt's output
     due_at: int | None = None  # when a delay ends, a retry is dispatched, an input times out
     due_kind: Literal["delay", "retry", "input"] | None = None

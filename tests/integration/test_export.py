@@ -69,8 +69,9 @@ def _as_csv(row: dict[str, Any]) -> dict[str, str]:
     return {k: text(v) for k, v in row.items()}
 
 
-def _key(r: dict[str, Any]) -> tuple[str, str, int]:
-    return (r["execution_id"], r["step_id"], int(r["attempt"]))
+def _key(r: dict[str, Any]) -> tuple[str, str, str, int]:
+    """Records are exported in start order (ISO times of one format sort as strings)."""
+    return (r["started_at"], r["execution_id"], r["step_id"], int(r["attempt"]))
 
 
 @pytest.mark.parametrize("page", [50_000, 2])  # one page, and pages of 2 (keyset paging)
@@ -125,7 +126,9 @@ async def test_events_and_executions_mask_configured_and_requested_names(
     assert (row["status"], row["systems"], row["failed_steps"]) == ("running", ["IAM"], 1)
     assert row["started_at"] == "2025-09-01T09:46:40.070Z" and status.rows == 1
     both, _ = await _export(ch, db, "executions", "csv", since_ms=T0, until_ms=T0 + 60)
-    assert [r["execution_id"] for r in _parse("csv", both)] == ["exec_erp", "exec_recon"]
+    rows = _parse("csv", both)  # in start order
+    assert [r["execution_id"] for r in rows] == ["exec_recon", "exec_erp"]
+    assert rows[0]["started_at"] < rows[1]["started_at"]
 
     # Records: a requested column is masked whole, in every row.
     body, _ = await _export(ch, db, "records", "csv", Masker.of((), ["error"]),

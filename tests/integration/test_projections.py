@@ -196,3 +196,18 @@ async def test_migrations_are_versioned_and_idempotent(clickhouse: ClickHouse, d
     assert await schema.read_meta(ch, "partitions", database=db) == "24"
     assert await schema.read_meta(ch, "absent", database=db) is None
     assert (await ch.query(f"SELECT count() AS n FROM {db}.meta"))[0]["n"] == 2
+
+
+async def test_a_refold_migration_fills_its_table_from_the_events(
+    clickhouse: ClickHouse, database: str
+):
+    """A database made before executions_by_time existed gets it filled on migrate."""
+    ch, db = clickhouse, database
+    await _project_and_write(ch, db, [*recon_execution().events, *single_system_execution().events])
+    await ch.command(f"DROP TABLE {db}.executions_by_time")
+    await ch.command(f"DELETE FROM {db}.schema_migrations WHERE version = 4")
+    assert await schema.migrate(ch, db) == [4]
+    rows = await ch.query(f"SELECT execution_id, status, steps_total FROM {db}.executions_by_time "
+                          "FINAL ORDER BY execution_id")  # fmt: skip
+    assert [(r["execution_id"], r["status"], r["steps_total"]) for r in rows] == [
+        ("exec_erp", "running", 2), ("exec_recon", "failed", 6)]  # fmt: skip

@@ -62,7 +62,7 @@ async def test_a_rebuild_equals_the_live_projection(clickhouse: ClickHouse, data
     run = await rebuild_projections(ch, db, page_events=4,
                                     on_progress=lambda r: seen.append(r.events))  # fmt: skip
     assert (run.state, run.total_events, run.events, run.executions) == ("finished", 31, 31, 4)
-    assert run.tables == ("executions", "step_records", "status_counts")
+    assert run.tables == ("executions", "step_records", "executions_by_time", "status_counts")
     assert seen[-1] == 31 and seen == sorted(seen)
     assert await _figures(ch, db) == before
 

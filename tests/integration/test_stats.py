@@ -137,6 +137,51 @@ async def test_search_order_paging_filters_and_step_counts(clickhouse: ClickHous
         await search.search_executions(ch, Filters(), cursor="bm90IGEgY3Vyc29y", database=db)
 
 
+async def test_search_pages_through_widening_windows(clickhouse: ClickHouse, db: str):
+    """Search reads windows back from the cursor, wider each time: pages that cross
+    windows, and empty windows between rows, still give every execution once, in order."""
+    now = T0 + 400 * 86_400_000
+    writer = BatchWriter(clickhouse, db)
+    ages = {"s1": 60_000, "s2": 7_200_000, "s3": 108_000_000, "s4": 864_000_000,
+            "s5": 8_640_000_000}  # 1 min, 2 h, 30 h, 10 d, 100 d before now
+    for eid, age in ages.items():
+        h = History(eid, tenant="spread")
+        h.add("execution_started", now - age, mode="tracked")
+        await writer.write(h.events)
+    seen, cursor = [], None
+    while True:
+        page = await search.search_executions(clickhouse, Filters(tenant="spread"), 2, cursor,
+                                              now_ms=now, database=db)  # fmt: skip
+        seen.append(ids(page))
+        if (cursor := page["next_cursor"]) is None:
+            break
+    assert seen == [["s1", "s2"], ["s3", "s4"], ["s5"]]
+    bounded = Filters(tenant="spread", since_ms=now - 200_000_000, until_ms=now - 100_000)
+    assert ids(await search.search_executions(clickhouse, bounded, now_ms=now, database=db)
+               ) == ["s2", "s3"]  # fmt: skip
+
+
+async def test_a_start_moved_earlier_leaves_one_row(clickhouse: ClickHouse, db: str):
+    """A late report with an earlier start moves the execution in start order: search,
+    summary and statistics see it once, at its new start."""
+    h = History("moved", workflow_id="wf_m")
+    h.add("execution_started", T0 + 10_000, mode="tracked", workflow_id="wf_m")
+    h.add("step_started", T0 + 10_000, "A", system="ERP")
+    writer = BatchWriter(clickhouse, db)
+    await writer.write(h.events)
+    h.add("step_succeeded", T0 + 10_500, "A", system="ERP", duration_ms=9_000)  # began 8,500 ago
+    h.add("execution_completed", T0 + 10_600, status="succeeded")
+    await BatchWriter(clickhouse, db).write(h.events[2:])  # prior state read back
+    found = await search.search_executions(clickhouse, Filters(workflow_id="wf_m"), database=db)
+    assert [(i["execution_id"], i["started_at"]) for i in found["items"]] == [
+        ("moved", iso_ms(T0 + 1_500))]
+    summary = await tracking.tracking_summary(
+        clickhouse, filters=Filters(workflow_id="wf_m", **WINDOW), database=db)
+    assert summary["total"] == 1 and summary["executions"] == {"succeeded": 1}
+    figures = await stats.workflow_stats(clickhouse, "wf_m", Filters(**WINDOW), database=db)
+    assert figures["runs"] == 1 and figures["duration_ms"]["avg"] == 9_100
+
+
 async def test_tracking_summary_and_records_take_every_filter(clickhouse: ClickHouse, db: str):
     ch = clickhouse
 

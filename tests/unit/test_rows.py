@@ -143,3 +143,30 @@ def test_an_attempt_folded_away_by_a_late_report_is_retracted():
     assert records[("s", 1)]["status"] == "succeeded" and records[("s", 1)]["is_deleted"] == 0
     assert records[("s", 1)]["duration_ms"] == 200
     assert records[("s", 2)]["is_deleted"] == 1 and records[("s", 2)]["version"] == 4
+
+
+def test_the_by_time_row_carries_step_counts_and_every_attempt():
+    out = project(recon_execution().events, {})
+    (row,) = out.by_time.as_dicts()
+    records = out.step_records.as_dicts()
+    assert (row["steps_total"], row["steps_succeeded"], row["steps_failed"]) == (6, 5, 1)
+    assert row["step_ids"] == sorted({r["step_id"] for r in records})
+    assert row["error_types"] == sorted({r["error_type"] for r in records if r["error_type"]})
+    attempts = sorted(zip(row["a_step_id"], row["a_attempt"], row["a_status"],
+                          row["a_duration_ms"], strict=True))  # fmt: skip
+    assert attempts == sorted((r["step_id"], r["attempt"], r["status"], r["duration_ms"])
+                              for r in records)  # fmt: skip
+    assert row["is_deleted"] == 0 and row["last_seq"] == 17
+
+
+def test_a_start_moved_earlier_retracts_the_row_under_the_old_start():
+    h = History("exec_moved")
+    h.add("execution_started", T0 + 1000, mode="tracked")
+    first = project(h.events, {})
+    h.add("step_succeeded", T0 + 1200, "s", duration_ms=700)  # began at T0 + 500
+    second = project(h.events[1:], {"exec_moved": first.states["exec_moved"]})
+    old, new = second.by_time.as_dicts()
+    assert (old["started_at"], old["is_deleted"], old["last_seq"]) == (T0 + 1000, 1, 2)
+    assert (new["started_at"], new["is_deleted"], new["last_seq"]) == (T0 + 500, 0, 2)
+    third = project([h.add("log", T0 + 1300, message="same start")], second.states)
+    assert [r["is_deleted"] for r in third.by_time.as_dicts()] == [0]

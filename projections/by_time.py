@@ -1,0 +1,109 @@
+"""Rows of ``executions_by_time``: one per execution, keyed by its start, for the reads.
+
+``executions`` is keyed by execution id (the projector's and the detail page's lookups);
+search, summaries and statistics ask for a time window instead, and over ``executions``
+they read everything. This table holds the same execution in start-time order, without
+the wide ``state``, plus what those reads need so that they never join: step counts,
+the steps and error types the execution ran into, and every attempt that ran as arrays
+(``a_*``, one element per attempt, in step then attempt order).
+
+The key holds ``started_at``, which a late report with an earlier start can move. Rows
+of one execution replace each other by ``last_seq`` only under the same key, so when the
+start moves the row under the old key is retracted (``is_deleted``; FINAL hides it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streams.state import Attempt, ExecutionState, attempts_of, progress_of
+
+COLUMNS = (
+    "tenant", "execution_id", "workflow_id", "plan_id", "mode", "status", "progress",
+    "environment", "labels", "systems", "modules", "failed_steps", "error_type", "started_at",
+    "finished_at", "duration_ms", "last_seq", "is_deleted", "steps_total", "steps_succeeded",
+    "steps_failed", "steps_running", "step_ids", "error_types", "a_step_id", "a_attempt",
+    "a_system", "a_module", "a_status", "a_started_at", "a_finished_at", "a_duration_ms",
+    "a_error_type", "a_error", "a_wait_ms",
+)  # fmt: skip
+
+_ARRAYS = COLUMNS[COLUMNS.index("a_step_id"):]
+
+
+def ran(attempts: list[Attempt]) -> list[Attempt]:
+    """Attempts that started: a skipped step never ran, so it has no tracking record."""
+    return [a for a in attempts if a.status != "skipped"]
+
+
+def placement(state: ExecutionState, step_id: str) -> tuple[str | None, str | None]:
+    """A step's (system, module): as reported, else as its plan step says."""
+    step = state.steps[step_id]
+    plan_step = state.plan.step(step_id) if state.plan else None
+    system = step.system or (plan_step.system if plan_step else None)
+    module = step.module or (plan_step.module if plan_step else None)
+    return system, module
+
+
+def figures(state: ExecutionState) -> dict[str, Any]:
+    """What the reads need per execution: systems, modules, step counts, attempt arrays."""
+    out: dict[str, Any] = {name: [] for name in _ARRAYS}
+    systems: set[str] = set()
+    modules: set[str] = set()
+    error_types: set[str] = set()
+    failed_steps = 0
+    last_status: dict[str, str] = {}  # of the steps that ran
+    for step_id in sorted(state.steps):
+        step = state.steps[step_id]
+        every = attempts_of(step)
+        if not every:
+            continue
+        system, module = placement(state, step_id)
+        systems.update([system] if system else [])
+        modules.update([module] if module else [])
+        failed_steps += every[-1].status == "failed"
+        attempts = ran(every)
+        if attempts:
+            last_status[step_id] = attempts[-1].status
+        for a in attempts:
+            scheduled = step.scheduled_at.get(a.attempt)
+            if a.error_type:
+                error_types.add(a.error_type)
+            for name, value in (
+                ("a_step_id", step_id), ("a_attempt", a.attempt), ("a_system", system),
+                ("a_module", module), ("a_status", a.status), ("a_started_at", a.started_at),
+                ("a_finished_at", a.finished_at), ("a_duration_ms", a.duration_ms),
+                ("a_error_type", a.error_type), ("a_error", a.error),
+                ("a_wait_ms", max(a.started_at - scheduled, 0) if scheduled else None),
+            ):  # fmt: skip
+                out[name].append(value)
+    statuses = list(last_status.values())
+    out.update(
+        systems=sorted(systems), modules=sorted(modules), failed_steps=failed_steps,
+        steps_total=len(statuses), steps_succeeded=statuses.count("succeeded"),
+        steps_failed=statuses.count("failed"), steps_running=statuses.count("running"),
+        step_ids=sorted(last_status), error_types=sorted(error_types),
+    )  # fmt: skip
+    return out
+
+
+def duration_of(state: ExecutionState) -> int | None:
+    if state.finished_at and state.started_at:
+        return max(state.finished_at - state.started_at, 0)
+    return None
+
+
+def by_time_row(
+    state: ExecutionState, figs: dict[str, Any], *, deleted: bool = False, version: int = 0
+) -> tuple[Any, ...]:
+    """The row of ``state`` (``figs`` = ``figures(state)``); ``deleted`` with ``version``
+    retracts the row written under this state's key."""
+    values = {
+        "tenant": state.tenant, "execution_id": state.execution_id,
+        "workflow_id": state.workflow_id, "plan_id": state.plan.id if state.plan else None,
+        "mode": state.mode, "status": state.status, "progress": progress_of(state),
+        "environment": state.environment, "labels": dict(state.labels),
+        "error_type": state.error_type, "started_at": state.started_at,
+        "finished_at": state.finished_at, "duration_ms": duration_of(state),
+        "last_seq": max(state.seq, version), "is_deleted": int(deleted), **figs,
+    }  # fmt: skip
+    return tuple(values[name] for name in COLUMNS)
