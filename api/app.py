@@ -17,6 +17,7 @@ from api.bus import CommandBus
 from api.deps import AppContext
 from api.drain import drain
 from api.envelope import install_error_handlers
+from api.generation import GenerationInfo, project_leftovers, watch_generations
 from api.reconcile import reconcile_forever
 from api.routes import (
     admin,
@@ -38,20 +39,23 @@ from projections.clickhouse import ClickHouse
 from projections.journal import JournalWriter
 from projections.projector import Projector
 from projections.schema import migrate
+from runledger import generations
 from runledger.settings import Settings, get_settings
 
 log = logging.getLogger("runledger.api")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
+    configured = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings = await generations.resolve(configured)
         db = settings.clickhouse_database
         ch = ClickHouse(settings.dsn)
         await migrate(ch, db)
         await check_partitions(ch, settings)
+        leftovers = await project_leftovers(settings, ch, db)
         bus = CommandBus(settings)
         await bus.start()
         tail = EventTail(settings)
@@ -64,14 +68,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ctx = AppContext(settings=settings, bus=bus, tail=tail, ch=ch, journal=journal,
                          projector=projector, restoring=True)  # fmt: skip
         app.state.ctx = ctx
+        background = [asyncio.create_task(reconcile_forever(ctx), name="reconcile")]
+        if settings.uses_generations:
+            ctx.generation = GenerationInfo(leftovers=leftovers)
+            background.append(asyncio.create_task(watch_generations(ctx), name="generations"))
         restoring = asyncio.create_task(restore_if_needed(ctx), name="restore")
-        reconciling = asyncio.create_task(reconcile_forever(ctx), name="reconcile")
         log.info("api serving on %s:%s", settings.host, settings.port)
         try:
             yield
         finally:
             restoring.cancel()
-            reconciling.cancel()
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             if ctx.rebuild_task is not None:  # it holds the projector paused
                 ctx.rebuild_task.cancel()
                 await asyncio.gather(ctx.rebuild_task, return_exceptions=True)
@@ -81,8 +90,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 except Exception:
                     log.exception("drain failed; stopping anyway (restore covers the rest)")
             await journal.stop()
-            if projector is not None:
-                await projector.stop()
+            if ctx.projector is not None:
+                await ctx.projector.stop()
             await tail.stop()
             await bus.stop()
             ch.close()

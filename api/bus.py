@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from aiokafka.errors import KafkaError
 
 from api.envelope import ApiError
-from runledger.kafka import make_producer
+from runledger.kafka import logical_topic, make_producer
 from runledger.settings import Settings
 
 log = logging.getLogger("runledger.api.bus")
@@ -32,13 +32,16 @@ class CommandBus:
             self.started = False
 
     async def publish(self, records: Sequence[Record]) -> None:
-        """Append every record; return once the broker acknowledged all of them."""
+        """Append every record to its topic in the current generation (``self.settings``);
+        return once the broker acknowledged all of them."""
         if not self.started:
             raise ApiError(503, "broker_unavailable", "the broker is not connected yet")
+        topic = self.settings.topic
         try:
             futures = [
-                await self.producer.send(topic, value=value, key=key.encode())
-                for topic, key, value in records
+                await self.producer.send(topic(logical_topic(name)), value=value,
+                                         key=key.encode())  # fmt: skip
+                for name, key, value in records
             ]
             await asyncio.gather(*futures)
         except KafkaError as exc:

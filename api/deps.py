@@ -28,6 +28,8 @@ class AppContext:
     journal: Any = None  # projections.journal.JournalWriter
     projector: Any | None = None  # projections.projector.Projector, in the chDB layout
     restoring: bool = False
+    switching: bool = False  # moving to the next topic generation (api/generation.py)
+    generation: Any = None  # api.generation.GenerationInfo, when generations are on
     hot_until: dict[str, float] = field(default_factory=dict)  # see api/accept.py
     accepted: OrderedDict[str, int] = field(default_factory=OrderedDict)
     exports: ExportRegistry = field(default_factory=ExportRegistry)

@@ -42,7 +42,8 @@ async def readiness(ctx: AppContext) -> dict[str, bool]:
         clickhouse = bool(await asyncio.wait_for(ctx.ch.ping(), 3))
     except Exception:
         clickhouse = False
-    workers = broker and await workers_alive(ctx)
+    # While the topics move to the next generation the workers restart there; requests wait.
+    workers = broker and (ctx.switching or await workers_alive(ctx))
     checks = {"broker": broker, "workers": workers, "clickhouse": clickhouse,
               "restore": not ctx.restoring}
     if ctx.projector is not None:

@@ -35,7 +35,7 @@ async def reconcile_forever(ctx: AppContext) -> None:
     watermark = await _max_pos(ctx, 0, None)
     while True:
         await asyncio.sleep(s.reconcile_interval)
-        if ctx.restoring:
+        if ctx.restoring or ctx.switching:
             continue
         try:
             cutoff = int((time.time() - s.reconcile_after) * 1000)

@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 from api.deps import AppContext
+from api.generation import delete_generations
 from projections.clickhouse import ClickHouse
 from projections.schema import read_meta, write_meta
 from runledger.restore import archive_has_data, broker_is_empty, restore
@@ -39,7 +40,12 @@ async def restore_if_needed(ctx: AppContext) -> None:
     delay = 1.0
     while True:
         try:
-            if await broker_is_empty(ctx.settings) and await archive_has_data(ctx.ch, ctx.db):
+            if ctx.generation is not None and ctx.generation.leftovers:
+                # Leftovers were projected before the projector started (api/app.py).
+                await restore(ctx.settings, ctx.ch, ctx.bus.producer, database=ctx.db)
+                await delete_generations(ctx.settings, ctx.generation.leftovers)
+                ctx.generation.leftovers = []
+            elif await broker_is_empty(ctx.settings) and await archive_has_data(ctx.ch, ctx.db):
                 log.info("the broker is empty and ClickHouse is not: restoring")
                 await restore(ctx.settings, ctx.ch, ctx.bus.producer, database=ctx.db)
             ctx.restoring = False

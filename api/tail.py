@@ -46,6 +46,30 @@ class EventTail:
         self._task = asyncio.create_task(self._run(), name="events-tail")
         self.running = True
 
+    async def switch(self, settings: Settings, wait: float = 5.0) -> None:
+        """Move to ``settings``' events topic (a new topic generation), from its start,
+        after reading the current one to its end (waiting up to ``wait`` seconds; a
+        subscriber that misses an event sees a gap and reads history)."""
+        tps = sorted(self.consumer.assignment(), key=lambda tp: tp.partition)
+        ends = await self.consumer.end_offsets(tps) if tps else {}
+        deadline = asyncio.get_running_loop().time() + wait
+        while [tp for tp, end in ends.items() if await self.consumer.position(tp) < end]:
+            if asyncio.get_running_loop().time() > deadline:
+                log.warning("events tail: moving on before the end of %s", self.topic)
+                break
+            await asyncio.sleep(0.05)
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self.settings, self.topic = settings, settings.topic("events")
+        new = [TopicPartition(self.topic, p) for p in range(settings.partitions)]
+        self.consumer.assign(new)
+        for tp in new:
+            self.consumer.seek(tp, 0)
+        self._task = asyncio.create_task(self._run(), name="events-tail")
+        log.info("events tail now reads %s", self.topic)
+
     async def stop(self) -> None:
         self.running = False
         if self._task:

@@ -5,7 +5,8 @@ One writer per API process group-commits concurrent requests (one chDB insert co
 ``max_rows``; commits at least ``window`` apart), gives the entries increasing
 ``journal_pos`` values, inserts them, appends their messages to the topics in that
 order, and only then answers the waiting requests. The next group is inserted while the
-previous one is being published.
+previous one is being published. ``paused()`` holds new groups back (requests wait) until
+what was under way is on its topics: a topic generation switch runs inside it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +68,11 @@ class JournalWriter:
         self._last_insert_at = 0.0
         self.commits = 0
         self.last_commit_ms = 0.0
+        self._open = asyncio.Event()
+        self._open.set()
+        self._busy = 0  # groups journaled and not yet published (or failed)
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     async def start(self) -> None:
         rows = await self.ch.query(f"SELECT max(journal_pos) AS p FROM {self.database}.journal")
@@ -79,6 +85,17 @@ class JournalWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+    @contextlib.asynccontextmanager
+    async def paused(self) -> AsyncIterator[None]:
+        """Inside: nothing new is journaled or appended; every group journaled before is
+        on its topics (or failed). Requests arriving meanwhile wait, then go on."""
+        self._open.clear()
+        try:
+            await self._idle.wait()
+            yield
+        finally:
+            self._open.set()
 
     async def append(self, entries: Sequence[Entry]) -> list[int]:
         """Journal and publish ``entries``; returns their journal positions."""
@@ -104,9 +121,12 @@ class JournalWriter:
             while True:
                 group = await self._collect()
                 entries = [e for p in group for e in p.entries]
+                await self._open.wait()
+                self._busy_by(+1)
                 try:
                     await self._insert(entries)
                 except Exception as exc:
+                    self._busy_by(-1)
                     self._fail(group, exc)
                     continue
                 await to_publish.put((group, entries))
@@ -114,6 +134,13 @@ class JournalWriter:
             publisher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await publisher
+
+    def _busy_by(self, n: int) -> None:
+        self._busy += n
+        if self._busy:
+            self._idle.clear()
+        else:
+            self._idle.set()
 
     async def _collect(self) -> list[_Pending]:
         """What queued up meanwhile, waiting only as long as needed to keep commits at
@@ -163,6 +190,8 @@ class JournalWriter:
             except Exception as exc:  # journaled but not on the topic: restore re-appends
                 self._fail(group, exc)
                 continue
+            finally:
+                self._busy_by(-1)
             self.commits += 1
             for p in group:
                 if not p.done.done():

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from projections.clickhouse import ClickHouse
 from projections.schema import DEFAULT_DATABASE
 from projections.writer import BatchWriter
-from runledger.kafka import Fetcher, make_consumer
+from runledger.kafka import Fetcher, make_consumer, projector_group
 from runledger.settings import Settings
 from streams.contracts import Event, EventsMessage
 
@@ -57,7 +57,7 @@ class Projector:
         self.ch = ch
         self.database = database
         self.topic = settings.topic("events")
-        self.group_id = f"{settings.topic_prefix}-projector"
+        self.group_id = projector_group(settings)
         self.max_batch = settings.projector_max_batch
         self.max_delay = settings.projector_max_delay
         self.writer = BatchWriter(ch, database, cache_size=cache_size)

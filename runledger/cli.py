@@ -15,6 +15,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 from pydantic import ValidationError
 from rich.progress import TaskID
 
+from runledger import generations
 from runledger.broker import BrokerStartError
 from runledger.kafka import (
     TopicCreationError,
@@ -159,6 +160,7 @@ def topics_create() -> None:
     settings = _start("cli")
 
     def entry(s: Settings) -> None:
+        s = generations.resolve_blocking(s)
         asyncio.run(create_topics(s))
         typer.echo(f"topics ready ({s.partitions} partitions) on {s.bootstrap}")
 
@@ -194,6 +196,7 @@ async def _restore(settings: Settings, force: bool) -> int:
     from runledger.kafka import make_producer
     from runledger.restore import broker_is_empty, restore
 
+    settings = await generations.resolve(settings)
     await create_topics(settings)
     if not force and not await broker_is_empty(settings):
         typer.echo("the topics already hold records; use --force to restore anyway", err=True)

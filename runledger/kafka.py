@@ -49,8 +49,25 @@ class TopicCreationError(RuntimeError):
     """The broker refused to create a topic (other than 'already exists')."""
 
 
+def group_id(settings: Settings, role: str) -> str:
+    """A consumer group of this generation: ``runledger-worker``, ``runledger-worker-g3``."""
+    suffix = f"-g{settings.generation}" if settings.generation else ""
+    return f"{settings.topic_prefix}-{role}{suffix}"
+
+
+def projector_group(settings: Settings) -> str:
+    """A group per generation: a new member of a known group waits out a rebalance (~5 s
+    on Tansu), a new group is joined at once."""
+    return group_id(settings, "projector")
+
+
 def worker_app_id(settings: Settings) -> str:
-    return f"{settings.topic_prefix}-worker"
+    return group_id(settings, "worker")
+
+
+def logical_topic(name: str) -> str:
+    """``runledger.g3.commands`` → ``commands`` (journal rows keep the full name)."""
+    return name.rsplit(".", 1)[-1]
 
 
 def changelog_topic(settings: Settings) -> str:

@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 
 from projections import queries
 from projections.clickhouse import ClickHouse, identifier
-from runledger.kafka import changelog_topic, make_consumer
+from runledger.kafka import changelog_topic, logical_topic, make_consumer
 from runledger.settings import Settings
 from streams.contracts import Rehydrate
 from streams.machine import evolve
@@ -120,17 +120,19 @@ async def unfinished_execution_ids(ch: ClickHouse, database: str) -> list[str]:
 
 async def restore(
     settings: Settings, ch: ClickHouse, producer: AIOKafkaProducer, *, database: str,
-    progress: Progress | None = None,
+    progress: Progress | None = None, after_pos: int = 0,
 ) -> RestoreReport:  # fmt: skip
+    """Restore into ``settings``' topics; only journal entries after ``after_pos`` are
+    considered (a generation switch knows that older ones were read or cited)."""
     t0 = time.monotonic()
     report = RestoreReport()
-    entries = await uncited_entries(ch, database)
+    entries = await uncited_entries(ch, database, after_pos=after_pos)
     touched = {e["execution_id"] for e in entries}
     targets = sorted(set(await unfinished_execution_ids(ch, database)) | touched)
     log.info("restore: %d executions to rehydrate, %d journal entries to append again",
              len(targets), len(entries))  # fmt: skip
     report.executions = await _rehydrate(settings, ch, producer, targets, database, progress)
-    await _append(producer, entries, progress)
+    await _append(settings, producer, entries, progress)
     report.entries = len(entries)
     report.seconds = time.monotonic() - t0
     log.info("restore done: %d executions, %d entries in %.2fs", report.executions,
@@ -145,7 +147,7 @@ async def reappend(
     """Append ``entries`` again, their executions' archived states in front of them."""
     eids = sorted({e["execution_id"] for e in entries})
     await _rehydrate(settings, ch, producer, eids, database, None)
-    await _append(producer, entries, None)
+    await _append(settings, producer, entries, None)
 
 
 async def _rehydrate(
@@ -167,9 +169,12 @@ async def _rehydrate(
 
 
 async def _append(
-    producer: AIOKafkaProducer, entries: list[dict], progress: Progress | None
-) -> None:
-    items = [[(e["topic"], e["execution_id"], e["payload"].encode())] for e in entries]
+    settings: Settings, producer: AIOKafkaProducer, entries: list[dict],
+    progress: Progress | None,
+) -> None:  # fmt: skip
+    # The journal keeps the name the entry was first sent to; it goes to today's topic.
+    items = [[(settings.topic(logical_topic(e["topic"])), e["execution_id"],
+               e["payload"].encode())] for e in entries]  # fmt: skip
     await _send_in_order(producer, items, "entries", progress)
 
 

@@ -27,6 +27,18 @@ class Settings(BaseSettings):
     partitions: int = 12
     topic_prefix: str = "runledger"
     workers: int = 1
+    generations: bool | None = Field(
+        default=None,
+        description="roll topics over into generations; default: on with the embedded broker",
+    )
+    generation_max_records: int = Field(
+        default=2_000_000, ge=1_000,
+        description="records in a generation's topics (all partitions) that start the next",
+    )  # fmt: skip
+    generation_check_interval: float = 10.0
+    generation: int = Field(
+        default=0, ge=0, description="the topic generation in use (0: names without one)"
+    )
 
     finished_ttl: float = 900.0
     tracked_idle_timeout: float = 86_400.0
@@ -49,6 +61,10 @@ class Settings(BaseSettings):
         return not self.kafka_bootstrap
 
     @property
+    def uses_generations(self) -> bool:
+        return self.embedded_broker if self.generations is None else self.generations
+
+    @property
     def bootstrap(self) -> str:
         return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
 
@@ -63,7 +79,14 @@ class Settings(BaseSettings):
         return self.dsn.startswith("chdb://")
 
     def topic(self, name: str) -> str:
+        """A topic's full name: ``runledger.events``, or ``runledger.g3.events`` in
+        generation 3."""
+        if self.generation:
+            return f"{self.topic_prefix}.g{self.generation}.{name}"
         return f"{self.topic_prefix}.{name}"
+
+    def at_generation(self, generation: int) -> Settings:
+        return self.model_copy(update={"generation": generation})
 
 
 @lru_cache(maxsize=1)

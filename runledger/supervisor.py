@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
+from runledger import generations
 from runledger.broker import EmbeddedBroker, pdeathsig_preexec
 from runledger.kafka import create_topics
 from runledger.settings import Settings
@@ -121,7 +122,9 @@ class Supervisor:
                 self.broker = EmbeddedBroker(self.settings.kafka_port, log_path)
             self.broker.start()
             self.broker_started_at = time.monotonic()
-        asyncio.run(create_topics(self.settings))
+        # The newest generation on the broker, or the first one on a fresh broker; the
+        # children find the same one themselves (runledger/generations.py).
+        asyncio.run(create_topics(generations.resolve_blocking(self.settings)))
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self.on_signal)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import os
+import signal
 import time
 import weakref
 from collections.abc import Iterator
@@ -25,6 +27,7 @@ from faust.streams import _current_event
 from faust.types import EventT
 from pydantic import TypeAdapter, ValidationError
 
+from runledger import generations
 from runledger.kafka import changelog_topic, patch_broker_quirks, worker_app_id
 from runledger.settings import Settings
 from streams.contracts import Event, EventsMessage, StepTask, Wake, WorkerMessage
@@ -99,6 +102,8 @@ class ExecutionWorker:
         assert self.table.changelog_topic.get_topic_name() == changelog_topic(s)
         self.app.agent(self.source, name="advance")(self._advance)
         self.app.timer(s.timer_scan_interval)(self._scan_timers)
+        if s.uses_generations:
+            self.app.task(self._watch_generation)
         self._due: dict[bytes, int] = {}
         self._seen_offsets: dict[tuple[str, int], int] = {}
         self._woken: dict[bytes, tuple[int, float]] = {}  # key → (due woken for, when)
@@ -235,8 +240,17 @@ class ExecutionWorker:
             self._woken = {k: w for k, w in self._woken.items() if mono - w[1] < 5.0}
 
 
+    async def _watch_generation(self) -> None:
+        """A newer topic generation exists: stop as on SIGTERM (the current batch is
+        finished and committed); the supervisor starts this worker again, there."""
+        await generations.stop_when_newer(
+            self.settings, lambda: os.kill(os.getpid(), signal.SIGTERM), "worker")
+
+
 def run_worker(settings: Settings) -> None:
     """Run one worker until SIGTERM/SIGINT (`runledger worker`)."""
+    if settings.uses_generations:
+        settings = generations.resolve_blocking(settings)
     worker = ExecutionWorker(settings)
     faust.Worker(
         worker.app, loglevel=settings.log_level.lower(), quiet=True, override_logging=False

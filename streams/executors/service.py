@@ -23,7 +23,8 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from runledger.kafka import Fetcher, make_consumer, make_producer, patch_broker_quirks
+from runledger import generations
+from runledger.kafka import Fetcher, group_id, make_consumer, make_producer, patch_broker_quirks
 from runledger.settings import Settings
 from streams.contracts import StepTask, TaskUpdate
 from streams.executors.offsets import FinishedTasks, OffsetTracker
@@ -52,9 +53,15 @@ async def run_executors(
     if own_signals:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+    watch = None
+    if settings.uses_generations:
+        settings = await generations.resolve(settings)
+        watch = asyncio.create_task(generations.stop_when_newer(settings, stop.set, "executor"))
     try:
         await ExecutorService(settings, loaded).run(stop)
     finally:
+        if watch is not None:
+            watch.cancel()
         if own_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
@@ -78,7 +85,7 @@ class ExecutorService:
         self.executors = executors
         self.concurrency = settings.executor_concurrency
         self.events_topic = settings.topic("step-events")
-        self.group_id = f"{settings.topic_prefix}-executors"
+        self.group_id = group_id(settings, "executors")
         self.tracker = OffsetTracker()
         self.finished = FinishedTasks()
         self.running: dict[str, list[tuple[TopicPartition, int]]] = {}  # task id → records

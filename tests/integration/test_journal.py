@@ -70,3 +70,42 @@ async def test_audit_filters(clickhouse: ClickHouse, database: str):
     assert [r["ids"] for r in window] == [["r2"]]
 
 
+
+
+async def test_paused_writer_holds_new_requests_until_resumed(
+    clickhouse: ClickHouse, database: str
+):
+    """A generation switch runs inside paused(): what was under way is published first,
+    nothing new is journaled or published until it ends, then the waiting requests go."""
+    published: list[bytes] = []
+    release = asyncio.Event()
+
+    async def publish(records: Sequence[tuple[str, str, bytes]]) -> None:
+        await release.wait()
+        published.extend(rec[2] for rec in records)
+
+    writer = JournalWriter(clickhouse, database, publish, window=0.01)
+    await writer.start()
+    try:
+        under_way = asyncio.create_task(writer.append([_entry(1)]))
+        await asyncio.sleep(0.2)
+        pausing = asyncio.create_task(_pause_then(writer, published))
+        await asyncio.sleep(0.2)
+        assert not pausing.done()  # waits for the request under way to be published
+        release.set()
+        seen_inside = await pausing
+        assert seen_inside == [b'{"n": 1}']  # published before the pause took hold
+        await under_way
+        assert published == [b'{"n": 1}', b'{"n": 2}']  # the held request went after
+    finally:
+        await writer.stop()
+
+
+async def _pause_then(writer: JournalWriter, published: list[bytes]) -> list[bytes]:
+    async with writer.paused():
+        held = asyncio.create_task(writer.append([_entry(2)]))
+        await asyncio.sleep(0.3)
+        inside = list(published)
+        assert not held.done()
+    await held
+    return inside

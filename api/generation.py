@@ -1,0 +1,181 @@
+"""Switching the broker to the next topic generation (the embedded default's upkeep).
+
+Every ``RUNLEDGER_GENERATION_CHECK_INTERVAL`` seconds the API process counts the records
+in the current generation's topics; past ``RUNLEDGER_GENERATION_MAX_RECORDS`` it moves
+to generation N+1 (runledger/generations.py says why):
+
+1. the journal writer pauses: requests wait, nothing new reaches generation N;
+2. generation N+1's topics are created: the sign for workers and executors, which stop
+   and are started again by the supervisor, in N+1;
+3. once N's workers have left, N's events topic is final; once the projector has
+   committed all of it, ClickHouse holds every event of N;
+4. restore (the same path as at start) sends every unfinished execution its archived
+   state into N+1 and appends again what the journal holds but no event cites (commands
+   and reports N's workers never read); in-flight step tasks are dispatched again by
+   the workers (same task ids), timers are state;
+5. the tail moves to N+1 and the journal writer resumes there; then the projector;
+6. once N's executors have left, N's topics are deleted (that frees the broker's memory).
+
+Seq continues (the states come from the archive), nothing accepted is lost (the journal),
+nothing is doubled (ids). Requests wait for steps 1-5: seconds, logged with each step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from functools import partial
+
+from api.deps import AppContext
+from projections.clickhouse import ClickHouse, identifier
+from projections.projector import Projector
+from runledger import generations
+from runledger.kafka import create_topics, group_id
+from runledger.restore import restore
+from runledger.settings import Settings
+
+log = logging.getLogger("runledger.api.generation")
+
+
+@dataclass
+class GenerationInfo:
+    """What `/stats/realtime` shows under ``generation``."""
+
+    number: int = 0
+    records: int | None = None  # at the last check
+    restored_records: int = 0  # what the switch itself put there (not counted as growth)
+    max_records: int = 0
+    switches: int = 0
+    last_switch: dict[str, float | int] | None = None  # step → seconds, plus counts
+    journal_floors: list[int] = field(default_factory=list)  # max journal_pos per switch
+    leftovers: list[int] = field(default_factory=list)  # older generations found at start
+
+    def public(self) -> dict[str, object]:
+        out = asdict(self)
+        out.pop("journal_floors")
+        out.pop("leftovers")
+        return out
+
+
+async def watch_generations(ctx: AppContext) -> None:
+    """Check the generation's size now and then; switch when it is past the threshold."""
+    info = ctx.generation
+    info.number, info.max_records = ctx.settings.generation, ctx.settings.generation_max_records
+    while True:
+        await asyncio.sleep(ctx.settings.generation_check_interval)
+        if ctx.restoring or ctx.rebuild_task is not None and not ctx.rebuild_task.done():
+            continue
+        try:
+            if again := await generations.delete_older(ctx.settings):
+                log.info("deleted %s again (a stopping process had asked for them)", again)
+            info.records = await generations.records_in(ctx.settings)
+            grown = info.records - info.restored_records
+            # Only once its workers are up: a worker still starting in N could otherwise
+            # join after the switch checked that N's workers are gone.
+            if grown >= ctx.settings.generation_max_records and \
+                    not await generations.workers_gone(ctx.settings):
+                await switch_generation(ctx)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("generation check or switch failed; trying again next interval")
+
+
+async def switch_generation(ctx: AppContext) -> dict[str, float | int]:
+    old = ctx.settings
+    new = old.at_generation(old.generation + 1)
+    info = ctx.generation
+    log.info("generation %d holds %s records (threshold %d): moving to generation %d",
+             old.generation, info.records, old.generation_max_records, new.generation)  # fmt: skip
+    steps: dict[str, float | int] = {}
+    t0 = time.monotonic()
+
+    def lap(name: str) -> None:
+        steps[name] = round(time.monotonic() - t0 - sum(
+            v for k, v in steps.items() if k.endswith("_s")), 3)  # fmt: skip
+        log.info("generation %d → %d: %s done (%.2fs)", old.generation, new.generation,
+                 name.removesuffix("_s"), steps[name])  # fmt: skip
+
+    ctx.switching = True
+    try:
+        async with ctx.journal.paused():
+            lap("pause_journal_s")
+            await create_topics(new)
+            lap("create_topics_s")
+            await generations.until(partial(generations.workers_gone, old),
+                         f"generation {old.generation}'s workers to stop")  # fmt: skip
+            lap("workers_stopped_s")
+            await generations.until(partial(generations.projected, old),
+                         f"the projector to finish generation {old.generation}")  # fmt: skip
+            lap("projector_caught_up_s")
+            floor = await _journal_top(ctx)
+            floors = info.journal_floors
+            report = await restore(new, ctx.ch, ctx.bus.producer, database=ctx.db,
+                                   after_pos=floors[-2] if len(floors) >= 2 else 0)  # fmt: skip
+            floors.append(floor)
+            del floors[:-2]
+            steps["executions"], steps["entries"] = report.executions, report.entries
+            info.restored_records = await generations.records_in(new)
+            lap("restore_s")
+            await ctx.tail.switch(new)
+            ctx.settings = ctx.bus.settings = new
+            ctx.hot_until.clear()  # nothing finished is in the new workers' tables
+            lap("switch_tail_s")
+    finally:
+        ctx.switching = False
+    if ctx.projector is not None:  # joining a group takes ~5 s: not while requests wait
+        projector = Projector(new, ctx.ch, database=ctx.db)
+        await projector.start()
+        done, ctx.projector = ctx.projector, projector
+        await done.stop()  # it has nothing left: generation N was projected to its end
+        lap("switch_projector_s")
+    info.number, info.switches = new.generation, info.switches + 1
+    await delete_generations(new, [old.generation])
+    lap("delete_old_s")
+    steps["total_s"] = round(time.monotonic() - t0, 3)
+    info.last_switch = steps
+    info.records = None
+    log.info("now on generation %d (%s)", new.generation, steps)
+    return steps
+
+
+async def project_leftovers(settings: Settings, ch: ClickHouse, database: str) -> list[int]:
+    """At start: generations older than ``settings.generation`` are what an interrupted
+    switch left. Project each to its end (their workers stop once a newer generation
+    exists) and return them; restore then goes again and deletes them."""
+    if not settings.uses_generations:
+        return []
+    older = [g for g in await generations.existing_generations(settings)
+             if g < settings.generation]  # fmt: skip
+    for g in older:
+        old = settings.at_generation(g)
+        log.warning("generation %d is left over from an interrupted switch: projecting the "
+                    "rest of it, then restoring into generation %d", g, settings.generation)
+        await generations.until(partial(generations.workers_gone, old),
+                     f"generation {g}'s workers to stop")  # fmt: skip
+        projector = Projector(old, ch, database=database)
+        await projector.start()
+        try:
+            await generations.until(partial(generations.projected, old),
+                                    f"the projector to finish generation {g}")  # fmt: skip
+        finally:
+            await projector.stop()
+    return older
+
+
+async def delete_generations(settings: Settings, numbers: list[int]) -> None:
+    """Once their executors have left, delete the topics of generations ``numbers`` (and
+    of any other generation older than ``settings.generation``)."""
+    for g in numbers:
+        old = settings.at_generation(g)
+        await generations.until(partial(generations.gone, old, group_id(old, "executors")),
+                                f"generation {g}'s executors to stop")  # fmt: skip
+    deleted = await generations.delete_older(settings)
+    log.info("deleted %d topics of generations %s", len(deleted), numbers)
+
+
+async def _journal_top(ctx: AppContext) -> int:
+    rows = await ctx.ch.query(f"SELECT max(journal_pos) AS p FROM {identifier(ctx.db)}.journal")
+    return int(rows[0]["p"] or 0) if rows else 0

@@ -1,0 +1,97 @@
+"""Topic generations: the embedded broker moves to fresh topics while work goes on.
+
+`make run` with a tiny generation threshold; reports keep arriving and an orchestrated
+execution waits in a delay while the product moves to generation 2 and then 3. Every
+accepted report must be there exactly once, seq gapless, the delayed step must run once
+afterwards, and the old generations' topics must be gone from the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import httpx
+from aiokafka.admin import AIOKafkaAdminClient
+
+from tests.e2e.conftest import Reporter, launch, wait_for
+from tests.e2e.plans import detail, finished, start
+from tests.http_stub import serve
+
+
+def _events(api: httpx.Client, eid: str) -> list[dict]:
+    return api.get(f"/api/v1/executions/{eid}/events", params={"limit": 1000}).json()[
+        "data"]["items"]
+
+
+def _generation(api: httpx.Client) -> dict:
+    return api.get("/api/v1/stats/realtime").json()["data"]["generation"]
+
+
+async def _topics(port: int) -> list[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=f"127.0.0.1:{port}")
+    await admin.start()
+    try:
+        return sorted(t for t in await admin.list_topics() if t.startswith("runledger"))
+    finally:
+        await admin.close()
+
+
+def test_two_generation_switches_lose_and_double_nothing(tmp_path: Path):
+    eids = [f"gen_{uuid.uuid4().hex[:6]}_{i}" for i in range(20)]
+    delayed = f"gdly_{uuid.uuid4().hex[:6]}"
+    with serve() as service:
+        p = launch(tmp_path, RUNLEDGER_GENERATION_MAX_RECORDS="3000",
+                   RUNLEDGER_GENERATION_CHECK_INTERVAL="0.5")  # fmt: skip
+        try:
+            p.wait_ready()
+            with httpx.Client(base_url=p.base_url, timeout=60) as api:
+                assert _generation(api)["number"] == 1
+                start(api, delayed, [
+                    {"id": "wait", "type": "delay", "config": {"seconds": 8}},
+                    {"id": "call", "type": "api_call", "dependsOn": ["wait"],
+                     "config": {"url": f"{service.base_url}/json/{delayed}"}}])  # fmt: skip
+                reporter = Reporter(p.base_url, eids, pause=0.02)
+                reporter.start()
+                try:
+                    info = wait_for(lambda: (g := _generation(api))["switches"] >= 2 and g,
+                                    timeout=120)  # fmt: skip
+                finally:
+                    accepted = reporter.stop()
+                assert info["number"] >= 3
+                assert set(info["last_switch"]) >= {"workers_stopped_s", "restore_s",
+                                                    "total_s"}  # fmt: skip
+                assert min(accepted.values()) > 0
+
+                def all_there() -> bool:
+                    return all(len(_events(api, e)) >= accepted[e] + 1 for e in eids)
+
+                wait_for(all_there, timeout=90)
+                for eid in eids:
+                    events = _events(api, eid)
+                    assert [e["seq"] for e in events] == list(range(1, len(events) + 1)), eid
+                    logs = [e for e in events if e["event_type"] == "log"]
+                    assert len(logs) == accepted[eid], eid  # none lost, none doubled
+                    assert len({e["cause_id"] for e in logs}) == len(logs)
+
+                assert finished(api, delayed, timeout=60)["status"] == "succeeded"
+                assert service.count(f"/json/{delayed}") == 1
+                seqs = [e["seq"] for e in _events(api, delayed)]
+                assert seqs == list(range(1, len(seqs) + 1))
+                assert detail(api, delayed)["status"] == "succeeded"
+
+                # Only the current generation's topics are left (stale ones go at the
+                # next check).
+                now = _generation(api)["number"]
+
+                def only_current() -> list[str] | None:
+                    topics = asyncio.run(_topics(p.kafka_port))
+                    ok = all(t.startswith((f"runledger.g{now}.", f"runledger-worker-g{now}-"))
+                             for t in topics)  # fmt: skip
+                    return topics if ok else None
+
+                topics = wait_for(only_current, timeout=10)
+                assert f"runledger.g{now}.events" in topics
+        finally:
+            p.stop()
