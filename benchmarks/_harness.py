@@ -33,11 +33,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_product(partitions: int = 12) -> Iterator[tuple[Settings, str]]:
+def running_product(partitions: int = 12, **env_extra: str) -> Iterator[tuple[Settings, str]]:
     root = Path(tempfile.mkdtemp(prefix="runledger-bench-"))
     port, kafka_port = free_port(), free_port()
     env = {**os.environ, "RUNLEDGER_PORT": str(port), "RUNLEDGER_KAFKA_PORT": str(kafka_port),
-           "RUNLEDGER_DATA_DIR": str(root / "data"), "RUNLEDGER_PARTITIONS": str(partitions)}
+           "RUNLEDGER_DATA_DIR": str(root / "data"), "RUNLEDGER_PARTITIONS": str(partitions),
+           **env_extra}
     env.pop("RUNLEDGER_KAFKA_BOOTSTRAP", None)
     log = open(root / "product.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "runledger.cli", "run"], env=env,
