@@ -27,12 +27,13 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from functools import partial
+from typing import Any
 
 from api.deps import AppContext
 from projections.clickhouse import ClickHouse, identifier
 from projections.projector import Projector
 from runledger import generations
-from runledger.kafka import create_topics, group_id
+from runledger.kafka import create_topics, group_id, worker_app_id
 from runledger.restore import restore
 from runledger.settings import Settings
 
@@ -45,16 +46,24 @@ class GenerationInfo:
 
     number: int = 0
     records: int | None = None  # at the last check
+    broker_mb: float | None = None  # the embedded broker's RSS at the last check
+    max_broker_mb: int = 0
     restored_records: int = 0  # what the switch itself put there (not counted as growth)
     max_records: int = 0
     switches: int = 0
     last_switch: dict[str, float | int] | None = None  # step → seconds, plus counts
-    journal_floors: list[int] = field(default_factory=list)  # max journal_pos per switch
+    # Journal entries at or below this position were read by a worker (their events cite
+    # them) when the last switch looked; a switch looks again only above it.
+    journal_floor: int = 0
+    # The new generation's input ends right after the switch restored it: no next switch
+    # before its workers have read that far (else a backlog is carried from one to the next).
+    restored_ends: dict[Any, int] = field(default_factory=dict)
     leftovers: list[int] = field(default_factory=list)  # older generations found at start
 
     def public(self) -> dict[str, object]:
         out = asdict(self)
-        out.pop("journal_floors")
+        out.pop("journal_floor")
+        out.pop("restored_ends")
         out.pop("leftovers")
         return out
 
@@ -62,7 +71,9 @@ class GenerationInfo:
 async def watch_generations(ctx: AppContext) -> None:
     """Check the generation's size now and then; switch when it is past the threshold."""
     info = ctx.generation
-    info.number, info.max_records = ctx.settings.generation, ctx.settings.generation_max_records
+    s = ctx.settings
+    info.number, info.max_records, info.max_broker_mb = (
+        s.generation, s.generation_max_records, s.generation_max_broker_mb)
     while True:
         await asyncio.sleep(ctx.settings.generation_check_interval)
         if ctx.restoring or ctx.rebuild_task is not None and not ctx.rebuild_task.done():
@@ -70,12 +81,7 @@ async def watch_generations(ctx: AppContext) -> None:
         try:
             if again := await generations.delete_older(ctx.settings):
                 log.info("deleted %s again (a stopping process had asked for them)", again)
-            info.records = await generations.records_in(ctx.settings)
-            grown = info.records - info.restored_records
-            # Only once its workers are up: a worker still starting in N could otherwise
-            # join after the switch checked that N's workers are gone.
-            if grown >= ctx.settings.generation_max_records and \
-                    not await generations.workers_gone(ctx.settings):
+            if _due(ctx, await generations.records_in(ctx.settings)) and await _settled(ctx):
                 await switch_generation(ctx)
         except asyncio.CancelledError:
             raise
@@ -83,12 +89,36 @@ async def watch_generations(ctx: AppContext) -> None:
             log.exception("generation check or switch failed; trying again next interval")
 
 
+async def _settled(ctx: AppContext) -> bool:
+    """The generation's workers are up (a worker still starting could otherwise join after
+    a switch checked that they are gone) and have read what the last switch put there."""
+    s = ctx.settings
+    return not await generations.workers_gone(s) and await generations.committed_past(
+        s, worker_app_id(s), ctx.generation.restored_ends)
+
+
+def _due(ctx: AppContext, records: int) -> bool:
+    """Past either threshold. Records count from what the last switch put there; memory
+    only once the generation has at least doubled since (so a large set of unfinished
+    executions cannot make switches follow each other)."""
+    info, s = ctx.generation, ctx.settings
+    info.records = records
+    info.broker_mb = generations.broker_rss_mb(s)
+    grown = records - info.restored_records
+    if grown >= s.generation_max_records:
+        return True
+    rss = info.broker_mb
+    return rss is not None and rss >= s.generation_max_broker_mb and grown >= info.restored_records
+
+
 async def switch_generation(ctx: AppContext) -> dict[str, float | int]:
     old = ctx.settings
     new = old.at_generation(old.generation + 1)
     info = ctx.generation
-    log.info("generation %d holds %s records (threshold %d): moving to generation %d",
-             old.generation, info.records, old.generation_max_records, new.generation)  # fmt: skip
+    log.info("generation %d holds %s records (threshold %d), broker memory %s MB (threshold "
+             "%d): moving to generation %d", old.generation, info.records,
+             old.generation_max_records, info.broker_mb and round(info.broker_mb),
+             old.generation_max_broker_mb, new.generation)  # fmt: skip
     steps: dict[str, float | int] = {}
     t0 = time.monotonic()
 
@@ -110,14 +140,15 @@ async def switch_generation(ctx: AppContext) -> dict[str, float | int]:
             await generations.until(partial(generations.projected, old),
                          f"the projector to finish generation {old.generation}")  # fmt: skip
             lap("projector_caught_up_s")
-            floor = await _journal_top(ctx)
-            floors = info.journal_floors
+            top = await _journal_top(ctx)
             report = await restore(new, ctx.ch, ctx.bus.producer, database=ctx.db,
-                                   after_pos=floors[-2] if len(floors) >= 2 else 0)  # fmt: skip
-            floors.append(floor)
-            del floors[:-2]
+                                   after_pos=info.journal_floor)  # fmt: skip
+            # What was appended again may stay unread through the next switch too.
+            info.journal_floor = top if report.first_pos is None else report.first_pos - 1
             steps["executions"], steps["entries"] = report.executions, report.entries
             info.restored_records = await generations.records_in(new)
+            info.restored_ends = await generations.end_offsets(
+                new, [new.topic("commands"), new.topic("step-events")])
             lap("restore_s")
             await ctx.tail.switch(new)
             ctx.settings = ctx.bus.settings = new

@@ -19,6 +19,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -97,9 +98,28 @@ async def records_in(settings: Settings) -> int:
     return sum((await end_offsets(settings, topic_names(settings))).values())
 
 
+def broker_rss_mb(settings: Settings) -> float | None:
+    """The embedded broker's resident memory (from the pid the supervisor wrote), or None
+    when there is no embedded broker to look at."""
+    try:
+        pid = int(settings.broker_pid_file.read_text())
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (OSError, ValueError):
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
 async def caught_up(settings: Settings, group: str, topic: str) -> bool:
     """True when ``group`` has committed every partition of ``topic`` up to its end."""
-    ends = await end_offsets(settings, [topic])
+    return await committed_past(settings, group, await end_offsets(settings, [topic]))
+
+
+async def committed_past(settings: Settings, group: str, ends: dict[TopicPartition, int]
+                         ) -> bool:  # fmt: skip
+    """True when ``group`` has committed each partition up to the offset in ``ends``."""
     consumer = make_consumer(settings, group_id=group)
     await consumer.start()
     try:

@@ -258,6 +258,11 @@ async def _fetch_highwaters(
 # --------------------------------------------------------------------------- client factories
 
 
+# JSON states and events shrink ~5x: the embedded broker holds compressed batches (its
+# memory), and fetches move fewer bytes; measured faster than uncompressed both ways.
+COMPRESSION = "zstd"
+
+
 def make_producer(settings: Settings, **kw: Any) -> AIOKafkaProducer:
     """A producer with the settings that work on Tansu and Kafka (BROKER.md)."""
     patch_broker_quirks()
@@ -267,6 +272,7 @@ def make_producer(settings: Settings, **kw: Any) -> AIOKafkaProducer:
         "max_batch_size": 262_144,
         "acks": "all",
         "enable_idempotence": False,
+        "compression_type": COMPRESSION,
     }
     options.update(kw)
     return AIOKafkaProducer(**options)

@@ -38,6 +38,7 @@ class RestoreReport:
     executions: int = 0
     entries: int = 0
     seconds: float = 0.0
+    first_pos: int | None = None  # the lowest journal_pos appended again
 
     @property
     def entries_per_s(self) -> float:
@@ -134,6 +135,7 @@ async def restore(
     report.executions = await _rehydrate(settings, ch, producer, targets, database, progress)
     await _append(settings, producer, entries, progress)
     report.entries = len(entries)
+    report.first_pos = int(entries[0]["journal_pos"]) if entries else None
     report.seconds = time.monotonic() - t0
     log.info("restore done: %d executions, %d entries in %.2fs", report.executions,
              report.entries, report.seconds)  # fmt: skip

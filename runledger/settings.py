@@ -35,6 +35,10 @@ class Settings(BaseSettings):
         default=2_000_000, ge=1_000,
         description="records in a generation's topics (all partitions) that start the next",
     )  # fmt: skip
+    generation_max_broker_mb: int = Field(
+        default=1024, ge=64,
+        description="the embedded broker's memory (RSS) that starts the next generation",
+    )  # fmt: skip
     generation_check_interval: float = 10.0
     generation: int = Field(
         default=0, ge=0, description="the topic generation in use (0: names without one)"
@@ -84,6 +88,11 @@ class Settings(BaseSettings):
         if self.generation:
             return f"{self.topic_prefix}.g{self.generation}.{name}"
         return f"{self.topic_prefix}.{name}"
+
+    @property
+    def broker_pid_file(self) -> Path:
+        """Where the supervisor writes the embedded broker's pid (its memory is watched)."""
+        return self.data_dir / "broker.pid"
 
     def at_generation(self, generation: int) -> Settings:
         return self.model_copy(update={"generation": generation})

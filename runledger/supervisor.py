@@ -122,6 +122,7 @@ class Supervisor:
                 self.broker = EmbeddedBroker(self.settings.kafka_port, log_path)
             self.broker.start()
             self.broker_started_at = time.monotonic()
+            self.settings.broker_pid_file.write_text(str(self.broker.pid))
         # The newest generation on the broker, or the first one on a fresh broker; the
         # children find the same one themselves (runledger/generations.py).
         asyncio.run(create_topics(generations.resolve_blocking(self.settings)))

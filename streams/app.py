@@ -28,7 +28,7 @@ from faust.types import EventT
 from pydantic import TypeAdapter, ValidationError
 
 from runledger import generations
-from runledger.kafka import changelog_topic, patch_broker_quirks, worker_app_id
+from runledger.kafka import COMPRESSION, changelog_topic, patch_broker_quirks, worker_app_id
 from runledger.settings import Settings
 from streams.contracts import Event, EventsMessage, StepTask, Wake, WorkerMessage
 from streams.machine import MachineConfig, Message, decide, next_due_at
@@ -84,6 +84,7 @@ class ExecutionWorker:
             broker_commit_interval=1.0,
             producer_linger=0.005,
             producer_max_batch_size=262144,
+            producer_compression_type=COMPRESSION,
             web_enabled=False,
             autodiscover=False,
         )

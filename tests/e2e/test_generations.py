@@ -83,15 +83,18 @@ def test_two_generation_switches_lose_and_double_nothing(tmp_path: Path):
 
                 # Only the current generation's topics are left (stale ones go at the
                 # next check).
-                now = _generation(api)["number"]
+                seen: list[str] = []
 
-                def only_current() -> list[str] | None:
-                    topics = asyncio.run(_topics(p.kafka_port))
-                    ok = all(t.startswith((f"runledger.g{now}.", f"runledger-worker-g{now}-"))
-                             for t in topics)  # fmt: skip
-                    return topics if ok else None
+                def only_current() -> bool:
+                    now = _generation(api)["number"]  # another switch may have come meanwhile
+                    seen[:] = [f"generation {now}", *asyncio.run(_topics(p.kafka_port))]
+                    return f"runledger.g{now}.events" in seen and all(
+                        t.startswith((f"runledger.g{now}.", f"runledger-worker-g{now}-"))
+                        for t in seen[1:])  # fmt: skip
 
-                topics = wait_for(only_current, timeout=10)
-                assert f"runledger.g{now}.events" in topics
+                try:
+                    wait_for(only_current, timeout=30)
+                except TimeoutError:
+                    raise AssertionError(f"more than one generation: {seen}") from None
         finally:
             p.stop()
