@@ -1,15 +1,16 @@
 """Soak: millions of reported step events through `make run`, across generation switches.
 
-Starts the product (embedded broker, chDB) with a generation threshold, posts tracked
-executions (10 step events each, batches of 1,000) as fast as it takes them, and watches
-the generation switches. Afterwards: the broker's RSS, fetch latency on the current
-events topic against a fresh topic, how long a SIGKILLed worker takes to apply work again
-(its table recovered), and — with the product stopped — that every execution's events
-are in ClickHouse, gapless. Last line `BENCH {json}`.
-"""
+Starts the product (embedded broker, chDB) with a generation threshold and posts tracked
+executions (10 step events each, then execution_completed unless --unfinished; batches
+of 1,000) as fast as it takes them. Afterwards: every switch's step timings (from the
+API's log), the broker's RSS, fetch latency on the current events topic against a fresh
+topic, how long a worker stopped by SIGTERM and by SIGKILL takes to apply work again
+(Faust's table recovery times from the log), and, with the product stopped, that every
+execution's events are in ClickHouse, gapless. Last line `BENCH {json}`."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
 import os
@@ -18,6 +19,7 @@ import signal
 import sys
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -40,7 +42,20 @@ from runledger import generations  # noqa: E402
 from runledger.kafka import make_producer  # noqa: E402
 from runledger.settings import Settings  # noqa: E402
 
-PER_EXECUTION = STEPS * 2 + 1  # execution_created + started/succeeded per step
+
+def _reports(eid: str, finish: bool) -> list[dict]:
+    """One execution's step events, and (``finish``) the reported end of it."""
+    out = _events_for(eid)
+    if finish:
+        out.append({"event_id": f"{eid}-end", "execution_id": eid,
+                    "event_type": "execution_completed", "timestamp": out[-1]["timestamp"],
+                    "data": {"status": "succeeded"}})  # fmt: skip
+    return out
+
+
+def _per_execution(finish: bool) -> int:
+    """Events per execution: created, started/succeeded per step, completed."""
+    return STEPS * 2 + 1 + int(finish)
 
 
 def _pids(needle: str, kafka_port: int) -> list[int]:
@@ -60,9 +75,9 @@ def _pids(needle: str, kafka_port: int) -> list[int]:
     return out
 
 
-async def _load(base_url: str, executions: int, per_batch: int, prefix: str) -> dict:
-    """Post every execution's events; sample the generation while doing it."""
-    generations: list[dict] = []
+async def _load(base_url: str, executions: int, per_batch: int, prefix: str,
+                finish: bool) -> dict:  # fmt: skip
+    """Post every execution's events; wait until they are applied."""
     async with httpx.AsyncClient(base_url=base_url, timeout=120) as client:
         sem = asyncio.Semaphore(4)
         slowest = 0.0
@@ -70,7 +85,7 @@ async def _load(base_url: str, executions: int, per_batch: int, prefix: str) -> 
         async def send(first: int) -> None:
             nonlocal slowest
             eids = [f"{prefix}_{i}" for i in range(first, min(first + per_batch, executions))]
-            body = orjson.dumps({"events": [e for eid in eids for e in _events_for(eid)]})
+            body = orjson.dumps({"events": [e for eid in eids for e in _reports(eid, finish)]})
             async with sem:
                 t0 = time.perf_counter()
                 r = await client.post("/api/v1/events", content=body,
@@ -79,19 +94,9 @@ async def _load(base_url: str, executions: int, per_batch: int, prefix: str) -> 
             r.raise_for_status()
             bar.advance(task, len(eids) * STEPS * 2)
 
-        async def watch() -> None:
-            while True:
-                g = (await client.get("/api/v1/stats/realtime")).json()["data"]["generation"]
-                if not generations or g["switches"] != generations[-1]["switches"]:
-                    if g["last_switch"]:
-                        print(f"generation {g['number']}: {g['last_switch']}", flush=True)
-                    generations.append(g)
-                await asyncio.sleep(2)
-
         t0 = time.perf_counter()
         with Progress() as bar:
             task = bar.add_task("step events", total=executions * STEPS * 2)
-            watcher = asyncio.create_task(watch())
             for first in range(0, executions, per_batch * 8):
                 await asyncio.gather(*(send(f) for f in range(
                     first, min(first + per_batch * 8, executions), per_batch)))
@@ -100,19 +105,15 @@ async def _load(base_url: str, executions: int, per_batch: int, prefix: str) -> 
         waiting = [f"{prefix}_{i}" for i in range(max(executions - 50, 0), executions)]
         while waiting:
             r = await client.get(f"/api/v1/executions/{waiting[-1]}")
-            if r.json().get("data", {}).get("last_seq") == PER_EXECUTION:
+            if r.json().get("data", {}).get("last_seq") == _per_execution(finish):
                 waiting.pop()
             else:
                 await asyncio.sleep(0.5)
         total_s = time.perf_counter() - t0
-        await asyncio.sleep(3)
-        watcher.cancel()
         g = (await client.get("/api/v1/stats/realtime")).json()["data"]["generation"]
     return {"accept_s": round(accept_s, 1), "total_s": round(total_s, 1),
             "events_per_s": round(executions * STEPS * 2 / total_s),
-            "slowest_request_s": round(slowest, 2), "final": g,
-            "switches": [x["last_switch"] for x in generations[1:]] + (
-                [g["last_switch"]] if g["switches"] > len(generations) - 1 else [])}
+            "slowest_request_s": round(slowest, 2), "final": g}
 
 
 async def _fetch(settings: Settings) -> dict:
@@ -139,22 +140,47 @@ async def _fetch(settings: Settings) -> dict:
             "fresh_raw_fetch_p99_ms": pct(fraw, 0.99)}
 
 
-def _worker_restart(base_url: str, kafka_port: int) -> float:
-    """SIGKILL the worker; seconds until a new execution's events are applied again."""
+def _worker_restart(base_url: str, kafka_port: int, sig: signal.Signals, finish: bool
+                    ) -> float:  # fmt: skip
+    """Stop the worker with ``sig`` (the supervisor starts it again); seconds until a new
+    execution's events are applied again."""
     [pid] = _pids("runledger.cli worker", kafka_port)
     eid = f"restart_{uuid.uuid4().hex[:8]}"
     t0 = time.perf_counter()
-    os.kill(pid, signal.SIGKILL)
+    os.kill(pid, sig)
     with httpx.Client(base_url=base_url, timeout=60) as client:
-        r = client.post("/api/v1/events", json={"events": _events_for(eid)})
+        r = client.post("/api/v1/events", json={"events": _reports(eid, finish)})
         r.raise_for_status()
         while client.get(f"/api/v1/executions/{eid}").json().get(
-                "data", {}).get("last_seq") != PER_EXECUTION:
+                "data", {}).get("last_seq") != _per_execution(finish):
             time.sleep(0.1)
     return round(time.perf_counter() - t0, 2)
 
 
-def _gapless(data_dir: Path, executions: int) -> dict:
+def _switches(log_path: Path) -> list[dict]:
+    """Each generation switch's step timings, as the API logged them."""
+    out = []
+    for line in log_path.read_text(errors="replace").splitlines():
+        if '"runledger.api.generation"' in line and "now on generation" in line:
+            msg = json.loads(line)["msg"]
+            out.append(ast.literal_eval(msg[msg.index("(") + 1:msg.rindex(")")]))
+    return out
+
+
+def _recoveries(log_path: Path) -> list[float]:
+    """Seconds each Faust table recovery took (from the product's log)."""
+    out, began = [], None
+    for line in log_path.read_text(errors="replace").splitlines():
+        if "Restoring state from changelog topics" in line:
+            began = datetime.fromisoformat(json.loads(line)["ts"])
+        elif "Recovery complete" in line and began is not None:
+            out.append(round((datetime.fromisoformat(json.loads(line)["ts"]) - began)
+                             .total_seconds(), 2))  # fmt: skip
+            began = None
+    return out
+
+
+def _gapless(data_dir: Path, executions: int, per_execution: int) -> dict:
     from projections.clickhouse import ClickHouse
 
     ch = ClickHouse(f"chdb://{data_dir / 'clickhouse'}")
@@ -164,7 +190,7 @@ def _gapless(data_dir: Path, executions: int) -> dict:
             "countIf(m != {per:UInt32}) AS incomplete FROM (SELECT execution_id, "
             "count() AS c, uniqExact(seq) AS u, max(seq) AS m, min(seq) AS lo "
             "FROM runledger.events FINAL WHERE execution_id LIKE 'soak\\\\_%' "
-            "GROUP BY execution_id)", {"per": PER_EXECUTION}))
+            "GROUP BY execution_id)", {"per": per_execution}))
     finally:
         ch.close()
     r = rows[0]
@@ -174,35 +200,52 @@ def _gapless(data_dir: Path, executions: int) -> dict:
 
 def main(
     events: int = typer.Option(5_000_000, help="reported step events in all"),
-    max_records: int = typer.Option(1_000_000, help="RUNLEDGER_GENERATION_MAX_RECORDS"),
+    max_records: int = typer.Option(500_000, help="RUNLEDGER_GENERATION_MAX_RECORDS"),
+    max_broker_mb: int = typer.Option(1024, help="RUNLEDGER_GENERATION_MAX_BROKER_MB"),
     batch: int = typer.Option(1_000, help="step events per request"),
+    unfinished: bool = typer.Option(
+        False, help="never report execution_completed: every execution stays unfinished "
+        "(the worst case: each switch restores all of them)"),
 ) -> None:
     executions = events // (STEPS * 2)
     print(f"machine: {machine()}; {executions:,} executions, {events:,} step events, "
-          f"generation threshold {max_records:,} records", flush=True)
+          f"generation threshold {max_records:,} records or {max_broker_mb} MB", flush=True)
     env = {"RUNLEDGER_GENERATION_MAX_RECORDS": str(max_records),
+           "RUNLEDGER_GENERATION_MAX_BROKER_MB": str(max_broker_mb),
            "RUNLEDGER_GENERATION_CHECK_INTERVAL": "5"}
     with running_product(**env) as (settings, base_url):
         data_dir = settings.data_dir
         kafka_port = int(settings.bootstrap.rsplit(":", 1)[1])
-        load = asyncio.run(_load(base_url, executions, batch // (STEPS * 2), "soak"))
+        load = asyncio.run(_load(base_url, executions, batch // (STEPS * 2), "soak",
+                                 not unfinished))  # fmt: skip
         gen = load["final"]["number"]
-        print(f"load: {json.dumps({k: v for k, v in load.items() if k != 'switches'})}")
+        print(f"load: {json.dumps(load)}")
         [broker_pid] = _pids("tansu", kafka_port) or [0]
         rss = broker_rss_mb(broker_pid) if broker_pid else None
         fetch = asyncio.run(_fetch(settings.at_generation(gen)))
         print(f"broker RSS {rss} MB; fetch {fetch}", flush=True)
-        restart_s = _worker_restart(base_url, kafka_port)
-        print(f"worker SIGKILL → applying again after {restart_s}s", flush=True)
-    check = _gapless(data_dir, executions)
+        restart_s = _worker_restart(base_url, kafka_port, signal.SIGTERM, not unfinished)
+        print(f"worker SIGTERM → applying again after {restart_s}s", flush=True)
+        time.sleep(15)  # a stable uptime first: the supervisor's backoff starts afresh
+        kill_s = _worker_restart(base_url, kafka_port, signal.SIGKILL, not unfinished)
+        print(f"worker SIGKILL → applying again after {kill_s}s (the dead member is in the "
+              "group until its session times out)", flush=True)
+        recoveries = _recoveries(data_dir.parent / "product.log")
+        switches = _switches(data_dir.parent / "product.log")
+        for i, steps in enumerate(switches, 2):
+            print(f"switch to generation {i}: {steps}", flush=True)
+        print(f"Faust table recoveries (s): {recoveries}", flush=True)
+    check = _gapless(data_dir, executions, _per_execution(not unfinished))
     print(f"archive check: {check}", flush=True)
     result = {"bench": "generations", "machine": machine(), "events": events,
+              "finished_executions": not unfinished,
               "executions": executions, "max_records": max_records,
-              "switches": len(load["switches"]), "generation": gen, "broker_rss_mb": rss,
-              **fetch, "worker_restart_s": restart_s, **check,
+              "switches": len(switches), "generation": gen, "broker_rss_mb": rss,
+              **fetch, "worker_restart_s": restart_s, "worker_kill_restart_s": kill_s,
+              "table_recovery_s": recoveries, **check,
               **{k: load[k] for k in ("events_per_s", "accept_s", "total_s",
                                       "slowest_request_s")},
-              "switch_timings": load["switches"]}  # fmt: skip
+              "switch_timings": switches}  # fmt: skip
     print("BENCH " + json.dumps(result, separators=(",", ":")))
 
 

@@ -9,12 +9,17 @@ afterwards, and the old generations' topics must be gone from the broker.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
+from runledger.kafka import create_topics
+from runledger.settings import Settings
 from tests.e2e.conftest import Reporter, launch, wait_for
 from tests.e2e.plans import detail, finished, start
 from tests.http_stub import serve
@@ -98,3 +103,37 @@ def test_two_generation_switches_lose_and_double_nothing(tmp_path: Path):
                     raise AssertionError(f"more than one generation: {seen}") from None
         finally:
             p.stop()
+
+
+@pytest.mark.slow
+def test_a_switch_cut_short_is_finished_by_the_next_api_start(tmp_path: Path):
+    """The API dies right after creating generation 2's topics (the workers move there,
+    nothing is restored yet): the next API start projects the rest of generation 1,
+    restores into 2 and deletes 1, and the executions go on with their seq."""
+    eids = [f"cut_{uuid.uuid4().hex[:6]}_{i}" for i in range(5)]
+    p = launch(tmp_path)
+    try:
+        p.wait_ready()
+        with httpx.Client(base_url=p.base_url, timeout=60) as api:
+            first = [{"event_id": f"{e}-1", "execution_id": e, "event_type": "log",
+                      "timestamp": "2025-09-01T10:00:00Z", "message": "one"} for e in eids]
+            assert api.post("/api/v1/events", json={"events": first}).status_code == 202
+            wait_for(lambda: all(len(_events(api, e)) == 2 for e in eids))
+            settings = Settings(kafka_bootstrap=f"127.0.0.1:{p.kafka_port}", partitions=4)
+            asyncio.run(create_topics(settings.at_generation(2)))  # what the switch does first
+            [api_pid] = p.children("runledger.cli api")
+            os.kill(api_pid, signal.SIGKILL)
+            p.wait_ready(timeout=120)
+            assert _generation(api)["number"] == 2
+            later = [{**e, "event_id": e["event_id"].replace("-1", "-2"), "message": "two"}
+                     for e in first]  # fmt: skip
+            assert api.post("/api/v1/events", json={"events": later}).status_code == 202
+            wait_for(lambda: all(len(_events(api, e)) == 3 for e in eids), timeout=60)
+            for eid in eids:  # seq went on where generation 1 left it
+                events = _events(api, eid)
+                assert [e["seq"] for e in events] == [1, 2, 3]
+                assert [e["message"] for e in events[1:]] == ["one", "two"]
+            topics = asyncio.run(_topics(p.kafka_port))
+            assert not [t for t in topics if ".g1." in t or "-g1-" in t], topics
+    finally:
+        p.stop()
