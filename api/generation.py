@@ -4,20 +4,20 @@ Every ``RUNLEDGER_GENERATION_CHECK_INTERVAL`` seconds the API process counts the
 in the current generation's topics; past ``RUNLEDGER_GENERATION_MAX_RECORDS`` it moves
 to generation N+1 (runledger/generations.py says why):
 
-1. the journal writer pauses: requests wait, nothing new reaches generation N;
-2. generation N+1's topics are created: the sign for workers and executors, which stop
+1. generation N+1's topics are created: the sign for workers and executors, which stop
    and are started again by the supervisor, in N+1;
-3. once N's workers have left, N's events topic is final; once the projector has
-   committed all of it, ClickHouse holds every event of N;
-4. restore (the same path as at start) sends every unfinished execution its archived
-   state into N+1 and appends again what the journal holds but no event cites (commands
-   and reports N's workers never read); in-flight step tasks are dispatched again by
+2. once N's workers have left, N's events topic is final; once the projector has
+   committed all of it, ClickHouse holds every event of N (requests are still taken
+   meanwhile, on N: nobody reads them there, step 3 appends them again);
+3. the journal writer pauses (requests wait) and restore (the same path as at start)
+   sends every unfinished execution its archived state into N+1 and appends again what
+   the journal holds but no event cites; in-flight step tasks are dispatched again by
    the workers (same task ids), timers are state;
-5. the tail moves to N+1 and the journal writer resumes there; then the projector;
-6. once N's executors have left, N's topics are deleted (that frees the broker's memory).
+4. the tail moves to N+1 and the journal writer resumes there; then the projector;
+5. once N's executors have left, N's topics are deleted (that frees the broker's memory).
 
 Seq continues (the states come from the archive), nothing accepted is lost (the journal),
-nothing is doubled (ids). Requests wait for steps 1-5: seconds, logged with each step.
+nothing is doubled (ids). Requests wait for step 3 only, logged with each step.
 """
 
 from __future__ import annotations
@@ -81,7 +81,10 @@ async def watch_generations(ctx: AppContext) -> None:
         try:
             if again := await generations.delete_older(ctx.settings):
                 log.info("deleted %s again (a stopping process had asked for them)", again)
-            if _due(ctx, await generations.records_in(ctx.settings)) and await _settled(ctx):
+            newer = max(await generations.existing_generations(ctx.settings), default=0)
+            if newer > ctx.settings.generation:  # a switch that failed half way: go again
+                await switch_generation(ctx)
+            elif _due(ctx, await generations.records_in(ctx.settings)) and await _settled(ctx):
                 await switch_generation(ctx)
         except asyncio.CancelledError:
             raise
@@ -130,30 +133,33 @@ async def switch_generation(ctx: AppContext) -> dict[str, float | int]:
 
     ctx.switching = True
     try:
+        await create_topics(new)
+        lap("create_topics_s")
+        await generations.until(partial(generations.workers_gone, old),
+                                f"generation {old.generation}'s workers to stop")  # fmt: skip
+        lap("workers_stopped_s")
+        await generations.until(partial(generations.projected, old),
+                                f"the projector to finish generation {old.generation}")  # fmt: skip
+        lap("projector_caught_up_s")
+        # Until here requests were taken as usual: what went to N unread is appended again
+        # below. From the journal's top at the pause to the move to N+1 nothing may go
+        # to N, so requests wait for just the restore.
         async with ctx.journal.paused():
             lap("pause_journal_s")
-            await create_topics(new)
-            lap("create_topics_s")
-            await generations.until(partial(generations.workers_gone, old),
-                         f"generation {old.generation}'s workers to stop")  # fmt: skip
-            lap("workers_stopped_s")
-            await generations.until(partial(generations.projected, old),
-                         f"the projector to finish generation {old.generation}")  # fmt: skip
-            lap("projector_caught_up_s")
             top = await _journal_top(ctx)
             report = await restore(new, ctx.ch, ctx.bus.producer, database=ctx.db,
                                    after_pos=info.journal_floor)  # fmt: skip
             # What was appended again may stay unread through the next switch too.
             info.journal_floor = top if report.first_pos is None else report.first_pos - 1
             steps["executions"], steps["entries"] = report.executions, report.entries
-            info.restored_records = await generations.records_in(new)
-            info.restored_ends = await generations.end_offsets(
-                new, [new.topic("commands"), new.topic("step-events")])
             lap("restore_s")
             await ctx.tail.switch(new)
             ctx.settings = ctx.bus.settings = new
             ctx.hot_until.clear()  # nothing finished is in the new workers' tables
             lap("switch_tail_s")
+        info.restored_records = await generations.records_in(new)
+        info.restored_ends = await generations.end_offsets(
+            new, [new.topic("commands"), new.topic("step-events")])
     finally:
         ctx.switching = False
     if ctx.projector is not None:  # joining a group takes ~5 s: not while requests wait
