@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 import uuid
@@ -29,6 +30,8 @@ class AppContext:
     projector: Any | None = None  # projections.projector.Projector, in the chDB layout
     restoring: bool = False
     switching: bool = False  # moving to the next topic generation (api/generation.py)
+    # Held by a reconcile pass and by a generation switch: never both at once.
+    upkeep: asyncio.Lock = field(default_factory=asyncio.Lock)
     generation: Any = None  # api.generation.GenerationInfo, when generations are on
     hot_until: dict[str, float] = field(default_factory=dict)  # see api/accept.py
     accepted: OrderedDict[str, int] = field(default_factory=OrderedDict)

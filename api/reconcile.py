@@ -4,7 +4,9 @@ Every ``reconcile_interval`` seconds, journal entries older than ``reconcile_aft
 that no archived event cites are appended again (each execution's archived state first),
 with a warning: something between the broker and the state machine dropped them. Their
 ids make a repeat harmless when they were only slow. Entries accepted before this process
-started are restore's business.
+started are restore's business. A pass is skipped while the workers or the projector are
+more than ``BEHIND`` records behind: under a load they cannot keep up with, entries are
+late, not lost, and appending them again would only add to the load.
 """
 
 from __future__ import annotations
@@ -15,9 +17,19 @@ import time
 
 from api.deps import AppContext
 from projections.clickhouse import identifier
+from runledger import generations
+from runledger.kafka import projector_group, worker_app_id
 from runledger.restore import reappend, uncited_entries
 
 log = logging.getLogger("runledger.api.reconcile")
+BEHIND = 1_000
+
+
+async def _behind(ctx: AppContext) -> int:
+    s = ctx.settings
+    inputs = [s.topic("commands"), s.topic("step-events")]
+    return (await generations.lag(s, worker_app_id(s), inputs)
+            + await generations.lag(s, projector_group(s), [s.topic("events")]))
 
 
 async def _max_pos(ctx: AppContext, after: int, before_ms: int | None) -> int:
@@ -31,27 +43,34 @@ async def _max_pos(ctx: AppContext, after: int, before_ms: int | None) -> int:
 
 
 async def reconcile_forever(ctx: AppContext) -> None:
-    s = ctx.settings
     watermark = await _max_pos(ctx, 0, None)
     while True:
-        await asyncio.sleep(s.reconcile_interval)
-        if ctx.restoring or ctx.switching:
+        await asyncio.sleep(ctx.settings.reconcile_interval)
+        if ctx.restoring:
             continue
         try:
-            cutoff = int((time.time() - s.reconcile_after) * 1000)
-            top = await _max_pos(ctx, watermark, cutoff)
-            if top <= watermark:
-                continue
-            entries = await uncited_entries(ctx.ch, ctx.db, after_pos=watermark,
-                                            before_ms=cutoff)  # fmt: skip
-            entries = [e for e in entries if int(e["journal_pos"]) <= top]
-            if entries:
-                log.warning("%d accepted journal entries were never applied (first at "
-                            "journal_pos %s); appending them again", len(entries),
-                            entries[0]["journal_pos"])  # fmt: skip
-                await reappend(s, ctx.ch, ctx.bus.producer, entries, database=ctx.db)
-            watermark = top
+            async with ctx.upkeep:  # not during a generation switch
+                watermark = await _reconcile(ctx, watermark)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("reconcile pass failed; trying again next interval")
+
+
+async def _reconcile(ctx: AppContext, watermark: int) -> int:
+    """One pass; returns the new watermark."""
+    s = ctx.settings  # the current topic generation
+    if (behind := await _behind(ctx)) > BEHIND:
+        log.info("reconcile pass skipped: %d records not read yet", behind)
+        return watermark
+    cutoff = int((time.time() - s.reconcile_after) * 1000)
+    top = await _max_pos(ctx, watermark, cutoff)
+    if top <= watermark:
+        return watermark
+    entries = await uncited_entries(ctx.ch, ctx.db, after_pos=watermark, before_ms=cutoff)
+    entries = [e for e in entries if int(e["journal_pos"]) <= top]
+    if entries:
+        log.warning("%d accepted journal entries were never applied (first at journal_pos "
+                    "%s); appending them again", len(entries), entries[0]["journal_pos"])
+        await reappend(s, ctx.ch, ctx.bus.producer, entries, database=ctx.db)
+    return top

@@ -117,6 +117,20 @@ async def caught_up(settings: Settings, group: str, topic: str) -> bool:
     return await committed_past(settings, group, await end_offsets(settings, [topic]))
 
 
+async def lag(settings: Settings, group: str, topics: list[str]) -> int:
+    """Records of ``topics`` that ``group`` has not committed yet."""
+    ends = await end_offsets(settings, topics)
+    consumer = make_consumer(settings, group_id=group)
+    await consumer.start()
+    try:
+        behind = 0
+        for tp, end in ends.items():
+            behind += max(end - (await consumer.committed(tp) or 0), 0)
+        return behind
+    finally:
+        await consumer.stop()
+
+
 async def committed_past(settings: Settings, group: str, ends: dict[TopicPartition, int]
                          ) -> bool:  # fmt: skip
     """True when ``group`` has committed each partition up to the offset in ``ends``."""
