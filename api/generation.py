@@ -30,7 +30,8 @@ from functools import partial
 from typing import Any
 
 from api.deps import AppContext
-from projections.clickhouse import ClickHouse, identifier
+from projections.clickhouse import ClickHouse
+from projections.journal import journal_top
 from projections.projector import Projector
 from runledger import generations
 from runledger.kafka import create_topics, group_id, worker_app_id
@@ -148,7 +149,7 @@ async def switch_generation(ctx: AppContext) -> dict[str, float | int]:
         # to N, so requests wait for just the restore.
         async with ctx.journal.paused():
             lap("pause_journal_s")
-            top = await _journal_top(ctx)
+            top = await journal_top(ctx.ch, ctx.db)
             report = await restore(new, ctx.ch, ctx.bus.producer, database=ctx.db,
                                    after_pos=info.journal_floor)  # fmt: skip
             # What was appended again may stay unread through the next switch too.
@@ -213,8 +214,3 @@ async def delete_generations(settings: Settings, numbers: list[int]) -> None:
                                 f"generation {g}'s executors to stop")  # fmt: skip
     deleted = await generations.delete_older(settings)
     log.info("deleted %d topics of generations %s", len(deleted), numbers)
-
-
-async def _journal_top(ctx: AppContext) -> int:
-    rows = await ctx.ch.query(f"SELECT max(journal_pos) AS p FROM {identifier(ctx.db)}.journal")
-    return int(rows[0]["p"] or 0) if rows else 0

@@ -16,7 +16,7 @@ import logging
 import time
 
 from api.deps import AppContext
-from projections.clickhouse import identifier
+from projections.journal import journal_top
 from runledger import generations
 from runledger.kafka import projector_group, worker_app_id
 from runledger.restore import reappend, uncited_entries
@@ -32,18 +32,8 @@ async def _behind(ctx: AppContext) -> int:
             + await generations.lag(s, projector_group(s), [s.topic("events")]))
 
 
-async def _max_pos(ctx: AppContext, after: int, before_ms: int | None) -> int:
-    db = identifier(ctx.db)
-    where = "journal_pos > {after:UInt64}"
-    if before_ms is not None:
-        where += " AND received_at < fromUnixTimestamp64Milli({before:Int64}, 'UTC')"
-    rows = await ctx.ch.query(f"SELECT max(journal_pos) AS p FROM {db}.journal WHERE {where}",
-                              {"after": after, "before": before_ms or 0})  # fmt: skip
-    return int(rows[0]["p"] or 0) if rows else 0
-
-
 async def reconcile_forever(ctx: AppContext) -> None:
-    watermark = await _max_pos(ctx, 0, None)
+    watermark = await journal_top(ctx.ch, ctx.db)
     while True:
         await asyncio.sleep(ctx.settings.reconcile_interval)
         if ctx.restoring:
@@ -64,7 +54,7 @@ async def _reconcile(ctx: AppContext, watermark: int) -> int:
         log.info("reconcile pass skipped: %d records not read yet", behind)
         return watermark
     cutoff = int((time.time() - s.reconcile_after) * 1000)
-    top = await _max_pos(ctx, watermark, cutoff)
+    top = await journal_top(ctx.ch, ctx.db, after=watermark, before_ms=cutoff)
     if top <= watermark:
         return watermark
     entries = await uncited_entries(ctx.ch, ctx.db, after_pos=watermark, before_ms=cutoff)

@@ -17,6 +17,7 @@ import httpx
 
 from projections.clickhouse import ClickHouse
 from runledger.broker import EmbeddedBroker, pdeathsig_preexec
+from runledger.generations import process_rss_mb
 from runledger.settings import Settings
 
 
@@ -83,11 +84,8 @@ def broker_and_clickhouse(name: str) -> Iterator[tuple[Settings, ClickHouse]]:
 
 
 def rss_mb(field: str = "VmRSS") -> float:
-    """This process's memory from /proc/self/status (VmRSS now, VmHWM the peak), in MB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    """This process's memory (VmRSS now, VmHWM the peak), in MB."""
+    return process_rss_mb("self", field) or 0.0
 
 
 def reset_peak_rss() -> None:

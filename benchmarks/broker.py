@@ -33,6 +33,7 @@ from rich.progress import Progress
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._harness import free_port, machine  # noqa: E402
 from runledger.broker import EmbeddedBroker  # noqa: E402
+from runledger.generations import process_rss_mb  # noqa: E402
 from runledger.kafka import make_consumer, make_producer  # noqa: E402
 from runledger.settings import Settings  # noqa: E402
 
@@ -42,10 +43,7 @@ FILLER = b"x" * 170  # brings a record to ~300 B with its JSON fields
 
 
 def broker_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
+    return round(process_rss_mb(pid) or 0.0, 1)
 
 
 def record(i: int) -> tuple[bytes, bytes]:

@@ -52,6 +52,18 @@ class _Pending:
                                             .create_future())  # fmt: skip
 
 
+async def journal_top(
+    ch: ClickHouse, database: str, *, after: int = 0, before_ms: int | None = None
+) -> int:
+    """The highest journal_pos (above ``after``, received before ``before_ms``), or 0."""
+    where = "journal_pos > {after:UInt64}"
+    if before_ms is not None:
+        where += " AND received_at < fromUnixTimestamp64Milli({before:Int64}, 'UTC')"
+    rows = await ch.query(f"SELECT max(journal_pos) AS p FROM {identifier(database)}.journal "
+                          f"WHERE {where}", {"after": after, "before": before_ms or 0})  # fmt: skip
+    return int(rows[0]["p"] or 0) if rows else 0
+
+
 class JournalWriter:
     def __init__(
         self, ch: ClickHouse, database: str, publish: Publish, *, window: float = 0.01,
@@ -75,8 +87,7 @@ class JournalWriter:
         self._idle.set()
 
     async def start(self) -> None:
-        rows = await self.ch.query(f"SELECT max(journal_pos) AS p FROM {self.database}.journal")
-        self._last_pos = int(rows[0]["p"] or 0) if rows else 0
+        self._last_pos = await journal_top(self.ch, self.database)
         self._task = asyncio.create_task(self._run(), name="journal-writer")
 
     async def stop(self) -> None:

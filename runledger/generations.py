@@ -98,18 +98,26 @@ async def records_in(settings: Settings) -> int:
     return sum((await end_offsets(settings, topic_names(settings))).values())
 
 
+def process_rss_mb(pid: int | str = "self", field: str = "VmRSS") -> float | None:
+    """A process's memory from /proc (VmRSS now, VmHWM its peak) in MB, or None."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
 def broker_rss_mb(settings: Settings) -> float | None:
     """The embedded broker's resident memory (from the pid the supervisor wrote), or None
     when there is no embedded broker to look at."""
     try:
         pid = int(settings.broker_pid_file.read_text())
-        status = Path(f"/proc/{pid}/status").read_text()
     except (OSError, ValueError):
         return None
-    for line in status.splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return None
+    return process_rss_mb(pid)
 
 
 async def caught_up(settings: Settings, group: str, topic: str) -> bool:

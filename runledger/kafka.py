@@ -1,25 +1,21 @@
-"""Kafka helpers: topic names, topic creation/verification, client factories.
+"""Kafka helpers: topic and group names, topic creation/verification, client factories.
 
-Also holds the one fix Runledger applies to aiokafka for the embedded Tansu broker:
-``ListOffsets(LATEST)`` there answers "base offset + 1 of the newest batch" instead of
-the log end, so ``end_offsets()`` is corrected with a small Fetch (see BROKER.md).
+The fixes aiokafka needs for the embedded Tansu broker are in runledger/broker_quirks.py;
+every client made here has them applied.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import functools
 import logging
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka import errors as kafka_errors
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.consumer import fetcher as _fetcher_mod
-from aiokafka.protocol.fetch import FetchRequest
 from aiokafka.protocol.metadata import MetadataRequest
 
+from runledger.broker_quirks import patch_broker_quirks
 from runledger.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -27,9 +23,6 @@ log = logging.getLogger(__name__)
 TOPICS = ("commands", "step-events", "tasks", "events", "dead-letters")
 
 _TOPIC_ALREADY_EXISTS = 36
-_READ_COMMITTED = 1
-_PROBE_MAX_BYTES = 1  # the broker still returns one batch (KIP-74); we only need the header
-_PROBE_MAX_WAIT_MS = 50  # 0 makes Tansu answer with an empty response
 
 
 class TopicPartitionMismatch(RuntimeError):
@@ -113,146 +106,6 @@ async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dic
         if topic["error_code"] == 0:
             counts[topic["topic"]] = len(topic["partitions"])
     return counts
-
-
-# --------------------------------------------------------------------------- broker quirks
-
-
-def patch_broker_quirks() -> None:
-    """Apply every aiokafka fix the embedded broker needs (idempotent, harmless on Kafka)."""
-    patch_end_offsets()
-    patch_leave_group()
-    patch_faust_fetch_wait()
-
-
-FETCH_MAX_WAIT_MS = 100
-_FETCH_MARK = "_runledger_fetch_wait_fix"
-
-
-def patch_faust_fetch_wait() -> None:
-    """Faust's worker consumer asks for ``fetch_max_wait_ms=1500`` (hard-coded). Tansu
-    answers a consumer at the tail only after about a tenth of that, so every batch waited
-    ~150-190 ms for its messages (measured); 100 ms gives ~3-5 ms (BROKER.md). On Kafka it
-    only means an idle consumer polls more often."""
-    from faust.transport.drivers import aiokafka as faust_aiokafka
-
-    cls: Any = faust_aiokafka.AIOKafkaConsumerThread
-    original = cls._create_worker_consumer
-    if getattr(original, _FETCH_MARK, False):
-        return
-
-    @functools.wraps(original)
-    def _create_worker_consumer(self: Any, *args: Any, **kwargs: Any) -> Any:
-        consumer = original(self, *args, **kwargs)
-        consumer._fetch_max_wait_ms = min(consumer._fetch_max_wait_ms, FETCH_MAX_WAIT_MS)
-        return consumer
-
-    setattr(_create_worker_consumer, _FETCH_MARK, True)
-    cls._create_worker_consumer = _create_worker_consumer
-
-
-_LEAVE_MARK = "_runledger_leave_group_fix"
-
-
-def patch_leave_group() -> None:
-    """Send LeaveGroup from generation 0 too (idempotent).
-
-    Tansu numbers the first generation of a group 0, and aiokafka only leaves a group
-    when ``generation > 0``: the first member then never leaves, and whoever joins next
-    waits out the session timeout (~18 s measured). Kafka starts at 1, so nothing changes
-    there.
-    """
-    from aiokafka.consumer import group_coordinator as gc
-    from aiokafka.protocol.group import LeaveGroupRequest
-
-    cls: Any = gc.GroupCoordinator
-    if getattr(cls._maybe_leave_group, _LEAVE_MARK, False):
-        return
-
-    async def _maybe_leave_group(self: Any) -> None:
-        if self.generation >= 0 and self.member_id and self._group_instance_id is None:
-            try:
-                await self._send_req(LeaveGroupRequest(self.group_id, self.member_id))
-            except kafka_errors.KafkaError as err:
-                log.warning("LeaveGroup request failed: %s", err)
-        self.reset_generation()
-
-    setattr(_maybe_leave_group, _LEAVE_MARK, True)
-    cls._maybe_leave_group = _maybe_leave_group
-
-
-# --------------------------------------------------------------------------- end offsets fix
-
-_PATCH_MARK = "_runledger_end_offsets_fix"
-
-
-def patch_end_offsets() -> None:
-    """Correct ``Fetcher.end_offsets`` with a Fetch's high watermark (idempotent).
-
-    On Apache Kafka the Fetch agrees with ListOffsets, so this changes nothing there.
-    """
-    fetcher_cls: Any = _fetcher_mod.Fetcher
-    if getattr(fetcher_cls.end_offsets, _PATCH_MARK, False):
-        return
-    original = fetcher_cls.end_offsets
-
-    @functools.wraps(original)  # the raw call stays reachable as __wrapped__
-    async def end_offsets(self: Any, partitions: Any, timeout_ms: int) -> dict[TopicPartition, int]:
-        offsets: dict[TopicPartition, int] = await original(self, partitions, timeout_ms)
-        try:
-            highwaters = await asyncio.wait_for(
-                _fetch_highwaters(self, offsets), timeout=max(timeout_ms, 1000) / 1000
-            )
-        except (kafka_errors.KafkaError, TimeoutError) as exc:
-            log.warning("end offset correction failed, using ListOffsets: %r", exc)
-            return offsets
-        return {tp: max(off, highwaters.get(tp, off)) for tp, off in offsets.items()}
-
-    setattr(end_offsets, _PATCH_MARK, True)
-    fetcher_cls.end_offsets = end_offsets
-
-
-async def _fetch_highwaters(
-    fetcher: Any, offsets: dict[TopicPartition, int]
-) -> dict[TopicPartition, int]:
-    client = fetcher._client
-    by_node: dict[int, dict[str, list[tuple[int, int, int]]]] = collections.defaultdict(
-        lambda: collections.defaultdict(list)
-    )
-    for tp, offset in offsets.items():
-        leader = client.cluster.leader_for_partition(tp)
-        if leader is None or leader == -1:
-            continue
-        fetch_at = offset if offset is not None and offset >= 0 else 0
-        by_node[leader][tp.topic].append((tp.partition, fetch_at, _PROBE_MAX_BYTES))
-
-    async def probe(node_id: int, topics: dict[str, list[tuple[int, int, int]]]) -> Any:
-        request = FetchRequest(
-            _PROBE_MAX_WAIT_MS,
-            0,  # min_bytes: Kafka answers at once; Tansu waits max_wait_ms when at the end
-            _PROBE_MAX_BYTES,
-            fetcher._isolation_level,
-            list(topics.items()),
-        )
-        return await client.send(node_id, request)
-
-    responses = await asyncio.gather(*(probe(n, t) for n, t in by_node.items()))
-    result: dict[TopicPartition, int] = {}
-    for response in responses:
-        for topic, partitions in response.topics:
-            for partition, error_code, highwater, *rest in partitions:
-                if error_code != 0:
-                    continue
-                end = highwater
-                if (
-                    fetcher._isolation_level == _READ_COMMITTED
-                    and response.API_VERSION >= 4
-                    and rest[0] >= 0
-                ):
-                    end = rest[0]  # last_stable_offset
-                if end >= 0:
-                    result[TopicPartition(topic, partition)] = end
-    return result
 
 
 # --------------------------------------------------------------------------- client factories

@@ -17,7 +17,7 @@ from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.consumer.fetcher import Fetcher
 
-from runledger import kafka
+from runledger import broker_quirks, kafka
 from runledger.settings import Settings
 from runledger.supervisor import child_env, next_failures, restart_delay
 from tests.conftest import free_port
@@ -118,9 +118,9 @@ async def test_end_offsets_are_the_log_end(kafka_settings: Settings) -> None:
 
 
 def test_patch_is_idempotent() -> None:
-    kafka.patch_end_offsets()
+    broker_quirks.patch_end_offsets()
     patched = Fetcher.end_offsets
-    kafka.patch_end_offsets()
+    broker_quirks.patch_end_offsets()
     assert Fetcher.end_offsets is patched
     assert not hasattr(Fetcher.end_offsets.__wrapped__, "__wrapped__")  # type: ignore[attr-defined]
 
