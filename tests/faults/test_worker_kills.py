@@ -74,6 +74,7 @@ def _where_are(p, accepted: dict[str, int], eids: list[str], api: httpx.Client) 
 
     from aiokafka import TopicPartition
 
+    from runledger.generations import resolve
     from runledger.kafka import make_consumer, worker_app_id
     from runledger.settings import Settings
 
@@ -86,7 +87,8 @@ def _where_are(p, accepted: dict[str, int], eids: list[str], api: httpx.Client) 
     missing = {f"{eid}-{n}" for eid in eids for n in range(accepted[eid] + 5)} - seen
 
     async def scan() -> dict:
-        s = Settings(kafka_bootstrap=f"127.0.0.1:{port}", partitions=4)
+        s = await resolve(Settings(kafka_bootstrap=f"127.0.0.1:{port}", partitions=4,
+                                   generations=True))
         topic = s.topic("step-events")
         c = make_consumer(s, group_id=worker_app_id(s))
         await c.start()
@@ -111,7 +113,8 @@ def _where_are(p, accepted: dict[str, int], eids: list[str], api: httpx.Client) 
                 if ends[tp] == 0:
                     done[tp.partition] = True
         await c.stop()
-        return {"committed": committed, "ends": {t.partition: v for t, v in ends.items()},
+        return {"topic": topic, "committed": committed,
+                "ends": {t.partition: v for t, v in ends.items()},
                 "missing_at": {k: (min(v), max(v), len(v)) for k, v in found.items()}}
 
     try:
