@@ -5,7 +5,9 @@ of an execution is applied by one actor in partition order. Per batch of Kafka m
 (``take_events``) it folds each touched execution once, sends one events message per
 execution and the step tasks it decided (`runledger.tasks`), awaits the acks, and only
 then writes the table (its changelog goes to the source partition). Offsets commit after
-that, with the producer flushed first (Faust).
+that, with the producer flushed first (Faust). The table also keeps the worker's own
+cursor per source partition, so a message Faust skips or repeats around a rebalance is
+still applied exactly once (streams/cursor.py).
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ from runledger import generations
 from runledger.kafka import COMPRESSION, changelog_topic, patch_broker_quirks, worker_app_id
 from runledger.settings import Settings
 from streams.contracts import Event, EventsMessage, StepTask, Wake, WorkerMessage
+from streams.cursor import admit, cursor_key, is_cursor_key
 from streams.machine import MachineConfig, Message, decide, next_due_at
+from streams.rereader import Rereader
 from streams.state import ExecutionState
 
 log = logging.getLogger("runledger.worker")
@@ -106,7 +110,8 @@ class ExecutionWorker:
         if s.uses_generations:
             self.app.task(self._watch_generation)
         self._due: dict[bytes, int] = {}
-        self._seen_offsets: dict[tuple[str, int], int] = {}
+        self.rereader = Rereader(self.app, self.table,
+                                 {s.topic("commands"), s.topic("step-events")})
         self._woken: dict[bytes, tuple[int, float]] = {}  # key → (due woken for, when)
         self._indexed_partitions: frozenset[Any] = frozenset()
 
@@ -117,10 +122,15 @@ class ExecutionWorker:
             await self._apply_batch(batch)
 
     async def _apply_batch(self, batch: list[EventT]) -> None:
+        admission = admit(((ev.message.tp, ev.message.offset) for ev in batch),
+                          self.rereader.cursors({ev.message.tp for ev in batch}))
         grouped: dict[str, list[tuple[EventT, Message]]] = {}
         acks: list[Any] = []
-        self._check_offsets(batch)
-        for ev in batch:
+        last_of: dict[Any, EventT] = {}  # source partition → its last applied message
+        for ev, applies in zip(batch, admission.apply, strict=True):
+            if not applies:
+                continue
+            last_of[ev.message.tp] = ev
             try:
                 msg = _decode_message(ev.value)
             except (ValidationError, ValueError) as exc:
@@ -167,19 +177,11 @@ class ExecutionWorker:
                 with _changelog_partition_of(ev):
                     del self.table[key]  # a tombstone on the changelog
             self._due.pop(key, None)
-
-    def _check_offsets(self, batch: list[EventT]) -> None:
-        """Every input message must reach the agent: warn when a partition's offsets jump
-        (messages consumed but never applied would be lost silently otherwise)."""
-        for ev in batch:
-            m = ev.message
-            tp = (m.topic, m.partition)
-            last = self._seen_offsets.get(tp)
-            if last is not None and m.offset > last + 1:
-                log.warning("offsets %d..%d of %s/%d never reached the agent", last + 1,
-                            m.offset - 1, m.topic, m.partition)  # fmt: skip
-            if last is None or m.offset > last:
-                self._seen_offsets[tp] = m.offset
+        for tp, offset in admission.moved.items():  # after the states, to the same partition
+            with _changelog_partition_of(last_of[tp]):
+                self.table[cursor_key(tp)] = b"%d" % offset
+        if admission.holes:
+            await self.rereader.seek_back(admission.holes)
 
     def _evictable(self, state: ExecutionState, msgs: list[Message]) -> bool:
         """A finished execution leaves the hot set once a wake finds it past the TTL (the
@@ -220,6 +222,8 @@ class ExecutionWorker:
         self._indexed_partitions = actives
         self._due.clear()
         for key, raw in list(self.table.data.items()):
+            if is_cursor_key(key):
+                continue
             self._note_due(key, ExecutionState.model_validate_json(raw))
 
     async def _scan_timers(self) -> None:
@@ -228,6 +232,7 @@ class ExecutionWorker:
         if not tables.recovery.completed.is_set():
             return
         self._reindex_if_reassigned()
+        await self.rereader.reread_skipped_tails()
         now = _now_ms()
         mono = time.monotonic()
         for key, due in list(self._due.items()):

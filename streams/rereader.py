@@ -1,0 +1,81 @@
+"""Reading a source partition again from the worker's cursor when Faust's consumer
+skipped messages (why, and the rules: streams/cursor.py)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from streams.cursor import NOTHING_APPLIED, cursor_key
+
+log = logging.getLogger("runledger.worker")
+
+
+class Rereader:
+    """Reads the cursors from the worker's table and seeks its consumer back to holes."""
+
+    def __init__(self, app: Any, table: Any, sources: set[str]) -> None:
+        self.app, self.table, self.sources = app, table, sources
+        self._floors: dict[Any, int] = {}  # partition → cursor under what the broker deleted
+        self._sought: dict[Any, tuple[int, float]] = {}  # partition → (offset, when)
+        self._still: dict[Any, tuple[int, float]] = {}  # behind: (cursor, unmoved since)
+        self._tails_checked = 0.0
+
+    def cursors(self, tps: set[Any]) -> dict[Any, int]:
+        """The last offset applied in each source partition (see streams/cursor.py)."""
+        out = {}
+        for tp in tps:
+            raw = self.table.get(cursor_key(tp))
+            out[tp] = max(int(raw) if raw else NOTHING_APPLIED,
+                          self._floors.get(tp, NOTHING_APPLIED))
+        return out
+
+    async def seek_back(self, holes: dict[Any, int]) -> None:
+        """Messages arrived past a hole in their partition: read again from the hole (once
+        per hole every few seconds; what the broker no longer holds is reported and
+        passed over)."""
+        consumer: Any = self.app.consumer
+        mono = time.monotonic()
+        seeks = {}
+        for tp, offset in holes.items():
+            last = self._sought.get(tp)
+            if last is not None and last[0] == offset and mono - last[1] < 5.0:
+                continue  # messages fetched before that seek, still arriving
+            earliest = (await consumer.earliest_offsets(tp)).get(tp, 0)
+            if earliest > offset:
+                log.error("offsets %d..%d of %s/%d were deleted by the broker before they "
+                          "were applied", offset, earliest - 1, tp.topic, tp.partition)
+                self._floors[tp] = earliest - 1
+                offset = earliest
+            log.warning("offsets from %d of %s/%d skipped by the consumer: reading them again",
+                        offset, tp.topic, tp.partition)  # fmt: skip
+            self._sought[tp] = (offset, mono)
+            seeks[tp] = offset
+        if seeks:
+            await consumer.seek_wait(seeks)
+
+    async def reread_skipped_tails(self) -> None:
+        """A hole at the end of a partition has no later message to give it away: a source
+        partition whose log ends past its cursor, with the cursor still for a few
+        seconds, is read again from the cursor."""
+        mono = time.monotonic()
+        if mono - self._tails_checked < 2.0:
+            return
+        self._tails_checked = mono
+        consumer: Any = self.app.consumer
+        tps = {tp for tp in self.app.assignor.assigned_actives() if tp.topic in self.sources}
+        holes = {}
+        for tp, cursor in self.cursors(tps).items():
+            try:
+                end = consumer.highwater(tp)
+            except Exception:  # not fetched yet, or revoked meanwhile
+                continue
+            if end is None or end <= cursor + 1:
+                self._still.pop(tp, None)
+            elif self._still.setdefault(tp, (cursor, mono))[0] != cursor:
+                self._still[tp] = (cursor, mono)
+            elif mono - self._still[tp][1] > 5.0:
+                holes[tp] = cursor + 1
+        if holes:
+            await self.seek_back(holes)
