@@ -10,6 +10,8 @@ from typing import Any
 from streams.cursor import NOTHING_APPLIED, cursor_key
 
 log = logging.getLogger("runledger.worker")
+STILL_S = 3.0  # a cursor this long still while its partition's log ends past it: a hole
+RESEEK_S = 5.0  # the same hole again this soon: messages fetched before the seek
 
 
 class Rereader:
@@ -40,7 +42,7 @@ class Rereader:
         seeks = {}
         for tp, offset in holes.items():
             last = self._sought.get(tp)
-            if last is not None and last[0] == offset and mono - last[1] < 5.0:
+            if last is not None and last[0] == offset and mono - last[1] < RESEEK_S:
                 continue  # messages fetched before that seek, still arriving
             earliest = (await consumer.earliest_offsets(tp)).get(tp, 0)
             if earliest > offset:
@@ -60,7 +62,7 @@ class Rereader:
         partition whose log ends past its cursor, with the cursor still for a few
         seconds, is read again from the cursor."""
         mono = time.monotonic()
-        if mono - self._tails_checked < 2.0:
+        if mono - self._tails_checked < 1.0:
             return
         self._tails_checked = mono
         consumer: Any = self.app.consumer
@@ -75,7 +77,7 @@ class Rereader:
                 self._still.pop(tp, None)
             elif self._still.setdefault(tp, (cursor, mono))[0] != cursor:
                 self._still[tp] = (cursor, mono)
-            elif mono - self._still[tp][1] > 5.0:
+            elif mono - self._still[tp][1] > STILL_S:
                 holes[tp] = cursor + 1
         if holes:
             await self.seek_back(holes)
