@@ -195,22 +195,17 @@ def _log_line(event_type: str, message: str, data: dict[str, Any]) -> tuple[str,
 
 
 async def max_seqs(
-    ch: ClickHouse,
-    execution_ids: Iterable[str],
-    tenant: str = "default",
-    *,
-    database: str = DEFAULT_DATABASE,
+    ch: ClickHouse, execution_ids: Iterable[str], *, database: str = DEFAULT_DATABASE
 ) -> dict[str, int]:
-    """Highest archived seq per execution id (ids with no events are absent)."""
+    """Highest archived seq per execution id, any tenant (ids with no events are absent)."""
     db = identifier(database)
     ids = sorted(set(execution_ids))
     out: dict[str, int] = {}
     for i in range(0, len(ids), _ID_CHUNK):
         rows = await ch.query(
             f"SELECT execution_id, max(seq) AS seq FROM {db}.events "
-            "WHERE tenant = {tenant:String} AND execution_id IN {ids:Array(String)} "
-            "GROUP BY execution_id",
-            {"tenant": tenant, "ids": ids[i : i + _ID_CHUNK]},
+            "WHERE execution_id IN {ids:Array(String)} GROUP BY execution_id",
+            {"ids": ids[i : i + _ID_CHUNK]},
         )
         out.update({r["execution_id"]: int(r["seq"]) for r in rows})
     return out

@@ -11,7 +11,6 @@ seq would leave a gap, so it and the rest of that execution's batch are kept out
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,8 +22,6 @@ from projections.by_time import by_time_row, duration_of, figures, placement, ra
 from streams.contracts import Event, ms_of
 from streams.machine import evolve
 from streams.state import Attempt, ExecutionState, StepState, attempts_of, progress_of
-
-log = logging.getLogger(__name__)
 
 EVENT_COLUMNS = (
     "tenant", "execution_id", "seq", "event_id", "cause_id", "event_type", "step_id",
@@ -76,7 +73,8 @@ class Projection:
     states: dict[str, ExecutionState]  # every touched execution, after the batch
     applied: list[Event]  # the events that made it in, per execution in seq order
     duplicates: int = 0  # events at or below the projected seq (redeliveries)
-    gaps: dict[str, tuple[int, int]] = field(default_factory=dict)  # id -> (expected, got)
+    # id -> (expected seq, got seq, events kept out)
+    gaps: dict[str, tuple[int, int, int]] = field(default_factory=dict)
 
     @property
     def token(self) -> str:
@@ -138,11 +136,7 @@ def _fold(
             out.duplicates += 1
             continue
         if event.seq != seq + 1:
-            out.gaps[event.execution_id] = (seq + 1, event.seq)
-            log.warning(
-                "execution %s: expected seq %d, got %d; keeping %d event(s) out of the projection",
-                event.execution_id, seq + 1, event.seq, len(events) - i,
-            )  # fmt: skip
+            out.gaps[event.execution_id] = (seq + 1, event.seq, len(events) - i)
             break
         state = evolve(state, event)
         seq = event.seq

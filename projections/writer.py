@@ -1,24 +1,27 @@
 """The batch writer: a batch of events folded onto prior states, into ClickHouse.
 
 Prior states come from a bounded cache of unfinished executions, else from ClickHouse's
-``executions``; a gap against a cached state means the cache was stale (a rebalance), so
-those states are read back and the batch folded again. Inserts are idempotent per batch.
+``executions``; on a gap those states are read back with the archived events past them
+and the batch folded again (``BatchWriter._catch_up``). Inserts are idempotent per batch.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from projections.clickhouse import ClickHouse
-from projections.queries import load_states
+from projections.queries import archived_events, load_states
 from projections.rows import Projection, project
 from projections.schema import DEFAULT_DATABASE
 from streams.contracts import Event
 from streams.state import ExecutionState
+
+log = logging.getLogger("projections.writer")
 
 
 @dataclass
@@ -50,38 +53,52 @@ class BatchWriter:
         """Fold ``batch`` onto each execution's prior state and insert it; returns new events."""
         if not batch:
             return 0
-        prior, cached = await self._priors({e.execution_id for e in batch})
+        prior = await self._priors({e.execution_id for e in batch})
         proj = await asyncio.to_thread(project, batch, prior)
-        stale = set(proj.gaps) & cached
-        if stale:  # a cached state may be behind ClickHouse (e.g. after a rebalance)
-            for execution_id in stale:
-                self._cache.pop(execution_id, None)
-            fresh = await load_states(self.ch, stale, database=self.database)
-            prior.update({execution_id: fresh.get(execution_id) for execution_id in stale})
-            proj = await asyncio.to_thread(project, batch, prior)
+        if proj.gaps:
+            tail = await self._catch_up(set(proj.gaps), prior)
+            proj = await asyncio.to_thread(project, tail + batch, prior)
         timings = await write_projection(self.ch, proj, database=self.database)
         self.stats.last_insert_ms.update(timings)
-        for execution_id in proj.gaps:
-            self._cache.pop(execution_id, None)
+        for execution_id, (expected, got, kept_out) in proj.gaps.items():
+            log.warning("execution %s: expected seq %d, got %d; keeping %d event(s) out of "
+                        "the projection", execution_id, expected, got, kept_out)  # fmt: skip
         self._remember(proj.states)
         self.stats.events += len(proj.applied)
         self.stats.duplicates += proj.duplicates
         self.stats.gaps += len(proj.gaps)
         return len(proj.applied)
 
-    async def _priors(self, ids: set[str]) -> tuple[dict[str, ExecutionState | None], set[str]]:
+    async def _catch_up(
+        self, gaps: set[str], prior: dict[str, ExecutionState | None]
+    ) -> list[Event]:
+        """Read the gapped executions' states back from ClickHouse into ``prior`` and return
+        their archived events past those states. A cached state may be behind ClickHouse
+        (a rebalance), and ``executions`` may be behind ``events`` (a crash between the
+        inserts, then a restore that continued from the archive): the batch then folds
+        onto the archived tail instead of waiting for events that will never come again."""
+        for execution_id in gaps:
+            self._cache.pop(execution_id, None)
+        fresh = await load_states(self.ch, gaps, database=self.database)
+        tail: list[Event] = []
+        for execution_id in sorted(gaps):
+            state = prior[execution_id] = fresh.get(execution_id)
+            tail += await archived_events(self.ch, execution_id, state.seq if state else 0,
+                                          database=self.database)  # fmt: skip
+        return tail
+
+    async def _priors(self, ids: set[str]) -> dict[str, ExecutionState | None]:
         prior: dict[str, ExecutionState | None] = {}
         for execution_id in ids:
             state = self._cache.get(execution_id)
             if state is not None:
                 self._cache.move_to_end(execution_id)
                 prior[execution_id] = state
-        cached = set(prior)
-        missing = ids - cached
+        missing = ids - set(prior)
         if missing:
             loaded = await load_states(self.ch, missing, database=self.database)
             prior.update({execution_id: loaded.get(execution_id) for execution_id in missing})
-        return prior, cached
+        return prior
 
     def _remember(self, states: dict[str, ExecutionState]) -> None:
         # Finished executions rarely get more events (a retry, a late report): they are

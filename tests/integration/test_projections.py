@@ -7,7 +7,7 @@ from typing import Any
 from projections import queries, schema, tracking
 from projections.clickhouse import ClickHouse
 from projections.rows import project
-from projections.writer import write_projection
+from projections.writer import BatchWriter, write_projection
 from streams.contracts import iso_ms
 from tests.event_factory import T0, History, recon_execution, single_system_execution
 
@@ -211,3 +211,25 @@ async def test_a_refold_migration_fills_its_table_from_the_events(
                           "FINAL ORDER BY execution_id")  # fmt: skip
     assert [(r["execution_id"], r["status"], r["steps_total"]) for r in rows] == [
         ("exec_erp", "running", 2), ("exec_recon", "failed", 6)]  # fmt: skip
+
+
+async def test_a_crash_between_the_inserts_is_caught_up_from_the_archive(
+    clickhouse: ClickHouse, database: str
+):
+    """Killed after `events` took a batch but before `executions` did, then restored from
+    the archive (the worker goes on from the archived seq): the next batch starts past the
+    projected seq. The writer folds the archived tail in, and no event is kept out."""
+    ch, db = clickhouse, database
+    recon = recon_execution()
+    await _project_and_write(ch, db, recon.events[:5])
+    lost = project(recon.events[5:10], await queries.load_states(ch, {"exec_recon"},
+                                                                 database=db))  # fmt: skip
+    await write_projection(ch, lost, database=db, tables={"events": "events"})
+
+    writer = BatchWriter(ch, db)
+    assert await writer.write(recon.events[10:]) == len(recon.events) - 5
+    assert writer.stats.gaps == 0
+    whole = project(recon.events, {})
+    assert await queries.load_states(ch, {"exec_recon"}, database=db) == whole.states
+    records = await tracking.tracking_records(ch, "exec_recon", limit=100, database=db)
+    assert len(records["items"]) == len(whole.step_records)

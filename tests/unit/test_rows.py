@@ -101,11 +101,12 @@ def test_a_gap_keeps_the_rest_of_that_execution_out():
     first = project(h.events[:8], {})
     prior: dict[str, ExecutionState | None] = {"exec_recon": first.states["exec_recon"]}
     out = project([*h.events[9:], *other.events], prior)  # seq 9 of exec_recon is missing
-    assert out.gaps == {"exec_recon": (9, 10)}
+    assert out.gaps == {"exec_recon": (9, 10, len(h.events) - 9)}
     assert "exec_recon" not in out.states and len(out.executions) == 1
     assert {e.execution_id for e in out.applied} == {"exec_erp"}
     partial = project([h.events[8], *h.events[10:]], prior)  # 9 kept, 11.. out
-    assert [e.seq for e in partial.applied] == [9] and partial.gaps == {"exec_recon": (10, 11)}
+    assert [e.seq for e in partial.applied] == [9]
+    assert partial.gaps == {"exec_recon": (10, 11, len(h.events) - 10)}
 
 
 def test_arrival_order_within_a_batch_does_not_matter():
