@@ -43,6 +43,7 @@ async def _topics(port: int) -> list[str]:
         await admin.close()
 
 
+@pytest.mark.slow  # two full switches under load (make test-slow): ~55 s
 def test_two_generation_switches_lose_and_double_nothing(tmp_path: Path):
     eids = [f"gen_{uuid.uuid4().hex[:6]}_{i}" for i in range(20)]
     delayed = f"gdly_{uuid.uuid4().hex[:6]}"

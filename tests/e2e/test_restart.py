@@ -126,6 +126,7 @@ def test_a_delay_and_a_call_in_flight_survive_a_full_restart(root: Path):
             p.stop()
 
 
+@pytest.mark.slow  # a fault test (make test-slow): ~30-55 s
 def test_sigkill_of_every_process_loses_no_accepted_report_and_doubles_nothing(root: Path):
     p = launch(root)
     p.wait_ready()
@@ -158,6 +159,7 @@ def test_sigkill_of_every_process_loses_no_accepted_report_and_doubles_nothing(r
         p.stop()
 
 
+@pytest.mark.slow  # a fault test (make test-slow): ~30-55 s
 def test_sigkill_of_the_broker_alone_is_restored_and_work_goes_on(root: Path):
     p = launch(root)
     try:
