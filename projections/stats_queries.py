@@ -27,6 +27,9 @@ _STEP_KEY: dict[Group, str] = {
     "workflow": "''", "system": "ifNull(x_system, '')", "module": "ifNull(x_module, '')",
 }  # fmt: skip
 _QUANTILES = "quantilesExactInclusive(0.5, 0.95, 0.99)"
+# An attempt's rank among its step's attempts in the execution (1: the step's first):
+# counting firsts gives the executions a step ran in without a uniqExact over ids.
+_NTH = "arrayEnumerateUniq(a_step_id) AS x_nth"
 
 
 @dataclass(frozen=True)
@@ -81,30 +84,32 @@ async def execution_rows(
     )
 
 
-def _attempts(sc: Scope, arrays: tuple[str, ...]) -> str:
+def _attempts(sc: Scope, arrays: tuple[str, ...], *extra: str) -> str:
     """ARRAY JOIN of the attempt arrays a query reads (and its key and filters), each
     element named ``x_<name>`` for ``a_<name>``: the arrays keep their own names."""
     needed = {"step_id", *arrays}
     if sc.group != "workflow":
         needed.add(sc.group)
     needed.update(a for a in ("system", "module") if f"x_{a}" in sc.attempt_where)
-    return "ARRAY JOIN " + ", ".join(f"a_{a} AS x_{a}" for a in sorted(needed))
+    return "ARRAY JOIN " + ", ".join([*(f"a_{a} AS x_{a}" for a in sorted(needed)), *extra])
 
 
 async def step_rows(ch: ClickHouse, sc: Scope) -> list[dict[str, Any]]:
-    """Per key and step (``step_id`` NULL: the key's total): executions the step ran in,
+    """Per key and step (``step_id`` NULL: the key's total): executions the step ran in
+    (its first attempt in each: ``x_nth`` = 1; the total's ``runs`` means nothing),
     attempts, failed attempts, attempt-duration avg, percentiles and sum, and queue wait
     (scheduled → started of the attempts a step executor was handed: ``wait_n`` samples,
-    ``wait_avg``, ``wait_p95``)."""
+    ``wait_avg``, ``wait_p95``). All attempts of a step share its system and module, so
+    a filter on those keeps all of a step's attempts in an execution or none."""
     return await ch.query(
         f"SELECT {_STEP_KEY[sc.group]} AS grp, x_step_id AS step_id, "
-        "uniqExact(execution_id) AS runs, count() AS attempts, "
+        "countIf(x_nth = 1) AS runs, count() AS attempts, "
         "countIf(x_status = 'failed') AS failed_attempts, avg(x_duration_ms) AS avg_ms, "
         f"{_QUANTILES}(x_duration_ms) AS q, ifNull(sum(x_duration_ms), 0) AS dur_sum, "
         "count(x_wait_ms) AS wait_n, avg(x_wait_ms) AS wait_avg, "
         "quantileExactInclusive(0.95)(x_wait_ms) AS wait_p95 "
         f"FROM {sc.db}.executions_by_time FINAL "
-        f"{_attempts(sc, ('status', 'duration_ms', 'wait_ms'))} WHERE {sc.attempt_where} "
+        f"{_attempts(sc, ('status', 'duration_ms', 'wait_ms'), _NTH)} WHERE {sc.attempt_where} "
         "GROUP BY GROUPING SETS ((grp, step_id), (grp)) SETTINGS group_by_use_nulls = 1",
         sc.params,
     )
