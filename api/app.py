@@ -23,6 +23,7 @@ from api.routes import (
     admin,
     audit,
     control,
+    dead_letters,
     executions,
     export,
     health,
@@ -99,6 +100,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Runledger", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
     for module in (health, plans, search, executions, control, ingest, tracking, stats, export,
-                   admin, audit, live):
+                   admin, audit, dead_letters, live):
         app.include_router(module.router)
     return app

@@ -1,5 +1,8 @@
 """The projector: a batch consumer of ``runledger.events`` writing ClickHouse.
 
+It also archives ``runledger.dead-letters`` (``projections.dead_letters``) in the same
+batches, so that dead letters outlive the embedded broker.
+
 The shape of Quix Streams' sinks: consume, buffer up to ``projector_max_batch`` events or
 ``projector_max_delay`` seconds, fold the batch onto each execution's prior state
 (``rows.project``), insert ``events`` → ``step_records`` → ``executions``, each with an
@@ -20,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
+from projections import dead_letters
 from projections.clickhouse import ClickHouse
 from projections.schema import DEFAULT_DATABASE
 from projections.writer import BatchWriter
@@ -57,6 +61,7 @@ class Projector:
         self.ch = ch
         self.database = database
         self.topic = settings.topic("events")
+        self.dead_letter_topic = settings.topic("dead-letters")
         self.group_id = projector_group(settings)
         self.max_batch = settings.projector_max_batch
         self.max_delay = settings.projector_max_delay
@@ -67,6 +72,7 @@ class Projector:
         self._buffer: list[tuple[TopicPartition, tuple[Event, ...]]] = []
         self._buffered_events = 0
         self._buffered_since: float | None = None  # monotonic
+        self._dead: list[tuple[Any, ...]] = []  # dead-letter rows not yet written
         self._inflight: list[tuple[TopicPartition, tuple[Event, ...]]] = []
         self._offsets: dict[TopicPartition, int] = {}  # next offset to commit, per partition
         self._committed: dict[TopicPartition, int] = {}
@@ -83,7 +89,8 @@ class Projector:
                 auto_offset_reset="earliest", session_timeout_ms=10_000,
                 heartbeat_interval_ms=3_000, rebalance_timeout_ms=10_000,
             )  # fmt: skip
-        self._consumer.subscribe([self.topic], listener=_Rebalance(self))
+        self._consumer.subscribe([self.topic, self.dead_letter_topic],
+                                 listener=_Rebalance(self))
         await self._consumer.start()
         self._task = asyncio.create_task(self._run(), name="projector")
         log.info("projector consuming %s as %s into %s", self.topic, self.group_id,
@@ -140,6 +147,14 @@ class Projector:
         self._offsets[tp] = offset + 1
         if self._buffered_since is None:
             self._buffered_since = time.monotonic()
+        if tp.topic == self.dead_letter_topic:
+            row = dead_letters.row_of(value if isinstance(value, bytes) else None)
+            if row is None:
+                log.warning("projector: skipping a malformed dead letter %s[%d]@%d", tp.topic,
+                            tp.partition, offset)  # fmt: skip
+            else:
+                self._dead.append(row)
+            return
         try:
             events = EventsMessage.model_validate_json(value or b"").events
         except ValidationError as exc:
@@ -179,15 +194,16 @@ class Projector:
         async with self._flush_lock:
             if self._buffered_since is None:
                 return 0
-            batch, offsets = self._buffer, self._offsets
+            batch, offsets, dead = self._buffer, self._offsets, self._dead
             self._inflight = batch
-            self._buffer, self._offsets = [], {}
+            self._buffer, self._offsets, self._dead = [], {}, []
             self._buffered_events, self._buffered_since = 0, None
             started = time.perf_counter()
             try:
                 written = await self.writer.write([e for _, events in batch for e in events])
+                await dead_letters.insert(self.ch, self.database, dead)  # ids dedupe
             except BaseException:
-                self._restore(batch, offsets)
+                self._restore(batch, offsets, dead)
                 raise
             finally:
                 self._inflight = []
@@ -199,9 +215,10 @@ class Projector:
 
     def _restore(
         self, batch: list[tuple[TopicPartition, tuple[Event, ...]]],
-        offsets: dict[TopicPartition, int],
+        offsets: dict[TopicPartition, int], dead: list[tuple[Any, ...]],
     ) -> None:  # fmt: skip
         self._buffer = batch + self._buffer
+        self._dead = dead + self._dead
         self._buffered_events = sum(len(events) for _, events in self._buffer)
         for tp, offset in offsets.items():
             self._offsets[tp] = max(offset, self._offsets.get(tp, 0))

@@ -202,6 +202,28 @@ _V4 = [
     """,
 ]
 
+# Dead letters (projections.dead_letters): archived from the dead-letters topic by the
+# projector, so that they outlive the broker; a redrive writes a newer version of the row.
+_V5 = [
+    f"""
+    CREATE TABLE IF NOT EXISTS {{db}}.dead_letters (
+        id String,
+        execution_id String,
+        reason String,
+        topic LowCardinality(String),
+        partition UInt32,
+        offset UInt64,
+        value_b64 String,
+        at {_TS},
+        redriven_at Nullable({_TS}),
+        redrives UInt32,
+        version UInt64
+    ) ENGINE = ReplacingMergeTree(version)
+    ORDER BY id
+    {_DEDUP}
+    """,
+]
+
 # (version, statements, refold): a refold migration adds a derived table that a rebuild
 # from `events` fills (projections.rebuild), before the version is recorded.
 MIGRATIONS: list[tuple[int, list[str], bool]] = [
@@ -209,6 +231,7 @@ MIGRATIONS: list[tuple[int, list[str], bool]] = [
     (2, _V2, False),
     (3, _V3, False),
     (4, _V4, True),
+    (5, _V5, False),
 ]
 
 

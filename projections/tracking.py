@@ -136,7 +136,8 @@ def encode_cursor(*key: Any) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(list(key))).decode().rstrip("=")
 
 
-def _decode(cursor: str, types: tuple[type, ...]) -> tuple[Any, ...]:
+def decode_key(cursor: str, types: tuple[type, ...]) -> tuple[Any, ...]:
+    """The key ``encode_cursor`` put in ``cursor``, of these types; ValueError if not."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         values = orjson.loads(raw)
@@ -152,13 +153,13 @@ def _decode(cursor: str, types: tuple[type, ...]) -> tuple[Any, ...]:
 
 def decode_cursor(cursor: str) -> tuple[int, str, str, int]:
     """Raises ValueError for a cursor this module did not make."""
-    ts, eid, sid, attempt = _decode(cursor, (int, str, str, int))
+    ts, eid, sid, attempt = decode_key(cursor, (int, str, str, int))
     return ts, eid, sid, attempt
 
 
 def decode_search_cursor(cursor: str) -> tuple[int, str]:
     """The execution search's cursor: (started_at ms, execution_id); ValueError if bad."""
-    ts, eid = _decode(cursor, (int, str))
+    ts, eid = decode_key(cursor, (int, str))
     return ts, eid
 
 

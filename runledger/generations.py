@@ -120,11 +120,6 @@ def broker_rss_mb(settings: Settings) -> float | None:
     return process_rss_mb(pid)
 
 
-async def caught_up(settings: Settings, group: str, topic: str) -> bool:
-    """True when ``group`` has committed every partition of ``topic`` up to its end."""
-    return await committed_past(settings, group, await end_offsets(settings, [topic]))
-
-
 async def lag(settings: Settings, group: str, topics: list[str]) -> int:
     """Records of ``topics`` that ``group`` has not committed yet."""
     ends = await end_offsets(settings, topics)
@@ -209,8 +204,11 @@ async def workers_gone(settings: Settings) -> bool:
 
 
 async def projected(settings: Settings) -> bool:
-    """Every event of this generation is in ClickHouse (the projector committed it)."""
-    return await caught_up(settings, projector_group(settings), settings.topic("events"))
+    """Every event and dead letter of this generation is in ClickHouse (the projector
+    committed them)."""
+    topics = [settings.topic("events"), settings.topic("dead-letters")]
+    return await committed_past(settings, projector_group(settings),
+                                await end_offsets(settings, topics))  # fmt: skip
 
 
 async def until(check: Callable[[], Awaitable[bool]], what: str, every: float = 0.2) -> None:

@@ -24,7 +24,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import faust
-import orjson
 from faust.streams import _current_event
 from faust.types import EventT
 from pydantic import TypeAdapter, ValidationError
@@ -32,7 +31,7 @@ from pydantic import TypeAdapter, ValidationError
 from runledger import generations
 from runledger.kafka import COMPRESSION, changelog_topic, patch_broker_quirks, worker_app_id
 from runledger.settings import Settings
-from streams.contracts import Event, EventsMessage, StepTask, Wake, WorkerMessage
+from streams.contracts import DeadLetter, Event, EventsMessage, StepTask, Wake, WorkerMessage
 from streams.cursor import admit, cursor_key, is_cursor_key
 from streams.machine import MachineConfig, Message, decide, next_due_at
 from streams.rereader import Rereader
@@ -198,11 +197,11 @@ class ExecutionWorker:
     async def _dead_letter(self, ev: EventT, reason: str) -> Any:
         m = ev.message
         log.warning("dead letter: %s", reason[:500])
-        body = orjson.dumps({
-            "reason": reason[:2000], "topic": m.topic, "partition": m.partition,
-            "offset": m.offset, "key": (m.key or b"").decode("utf-8", "replace"),
-            "value_b64": base64.b64encode(m.value or b"").decode(), "at": _now_ms(),
-        })  # fmt: skip
+        body = DeadLetter(
+            reason=reason[:2000], topic=m.topic, partition=m.partition, offset=m.offset,
+            key=(m.key or b"").decode("utf-8", "replace"),
+            value_b64=base64.b64encode(m.value or b"").decode(), at=_now_ms(),
+        ).model_dump_json().encode()  # fmt: skip
         return await self.dead_letters.send(key=m.key, value=body, force=True)
 
     # ------------------------------------------------------------------ timers

@@ -236,3 +236,16 @@ class EventsMessage(_Frozen):
     """A message on `runledger.events`: one execution's new events in seq order."""
 
     events: tuple[Event, ...]
+
+
+class DeadLetter(_Frozen):
+    """A message the worker could not decode or apply, on ``runledger.dead-letters``: the
+    reason, where it was read, and its original bytes (base64)."""
+
+    reason: str
+    topic: str
+    partition: int
+    offset: int
+    key: str = ""
+    value_b64: str
+    at: int  # epoch ms
