@@ -16,6 +16,7 @@ from api.deps import AppContext
 from api.envelope import ApiError
 from projections import queries
 from projections.journal import Entry
+from runledger.metrics import COMMANDS
 from streams.contracts import Rehydrate
 
 
@@ -36,6 +37,7 @@ async def accept(ctx: AppContext, entries: Sequence[Entry]) -> list[int]:
                        f"the journal (ClickHouse) did not take the write: {exc}") from exc
     for e in entries:
         ctx.remember_accepted(e.execution_id)
+        COMMANDS.labels(e.action).inc()
     return positions
 
 

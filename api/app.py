@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
 from api.bus import CommandBus
 from api.deps import AppContext
@@ -41,6 +43,7 @@ from projections.journal import JournalWriter
 from projections.projector import Projector
 from projections.schema import migrate
 from runledger import generations
+from runledger.metrics import HTTP_SECONDS
 from runledger.settings import Settings, get_settings
 
 log = logging.getLogger("runledger.api")
@@ -99,7 +102,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Runledger", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
+    app.middleware("http")(_timed)
     for module in (health, plans, search, executions, control, ingest, tracking, stats, export,
                    admin, audit, dead_letters, live):
         app.include_router(module.router)
     return app
+
+
+async def _timed(request: Request, call_next: Any) -> Any:
+    """HTTP latency by route template (not by raw path: ids would make endless series)."""
+    started = time.perf_counter()
+    response = await call_next(request)
+    route = request.scope.get("route")
+    HTTP_SECONDS.labels(request.method, getattr(route, "path", "unmatched"),
+                        str(response.status_code)).observe(time.perf_counter() - started)
+    return response

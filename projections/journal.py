@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from projections.clickhouse import ClickHouse, identifier
+from runledger.metrics import JOURNAL_COMMIT_SECONDS
 from streams.contracts import iso_ms
 
 log = logging.getLogger("runledger.journal")
@@ -188,6 +189,7 @@ class JournalWriter:
         await self.ch.insert("journal", columns, COLUMNS, database=self.database,
                              token=f"journal-{positions[0]}-{positions[-1]}")
         self.last_commit_ms = (time.perf_counter() - t0) * 1000
+        JOURNAL_COMMIT_SECONDS.observe(self.last_commit_ms / 1000)
         for e, pos in zip(entries, positions, strict=True):
             object.__setattr__(e, "journal_pos", pos)
 

@@ -28,8 +28,9 @@ from projections.clickhouse import ClickHouse
 from projections.schema import DEFAULT_DATABASE
 from projections.writer import BatchWriter
 from runledger.kafka import Fetcher, make_consumer, projector_group
+from runledger.metrics import observe_flush
 from runledger.settings import Settings
-from streams.contracts import Event, EventsMessage
+from streams.contracts import Event, EventsMessage, ms_of
 
 log = logging.getLogger(__name__)
 
@@ -208,10 +209,17 @@ class Projector:
             finally:
                 self._inflight = []
             await self._commit(offsets)
+            self._observe(batch)
             self.stats.flushes += 1
             self.stats.last_flush_ms = (time.perf_counter() - started) * 1000
             self.last_flush_at = time.time()
             return written
+
+    def _observe(self, batch: list[tuple[TopicPartition, tuple[Event, ...]]]) -> None:
+        received = [ms_of(events[0].received_at) for _, events in batch
+                    if events[0].received_at]  # one sample per execution message
+        observe_flush(self.group_id, sum(len(events) for _, events in batch), received,
+                      self.lag()["partitions"])  # fmt: skip
 
     def _restore(
         self, batch: list[tuple[TopicPartition, tuple[Event, ...]]],

@@ -62,7 +62,8 @@ class BatchWriter:
         self.stats.last_insert_ms.update(timings)
         for execution_id, (expected, got, kept_out) in proj.gaps.items():
             log.warning("execution %s: expected seq %d, got %d; keeping %d event(s) out of "
-                        "the projection", execution_id, expected, got, kept_out)  # fmt: skip
+                        "the projection", execution_id, expected, got, kept_out,
+                        extra={"execution_id": execution_id})  # fmt: skip
         self._remember(proj.states)
         self.stats.events += len(proj.applied)
         self.stats.duplicates += proj.duplicates

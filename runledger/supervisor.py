@@ -7,13 +7,17 @@ import asyncio
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 from typing import Any
+
+from prometheus_client.multiprocess import mark_process_dead
 
 from runledger import generations
 from runledger.broker import EmbeddedBroker, pdeathsig_preexec
@@ -43,6 +47,11 @@ def next_failures(failures: int, uptime: float, stable_after: float = STABLE_AFT
     return 1 if uptime >= stable_after else failures + 1
 
 
+def metrics_dir(settings: Settings) -> Path:
+    """The children's PROMETHEUS_MULTIPROC_DIR (runledger/metrics.py)."""
+    return settings.data_dir.resolve() / "metrics"
+
+
 def child_env(
     settings: Settings, workers: int, extra: dict[str, str] | None = None
 ) -> dict[str, str]:
@@ -53,6 +62,7 @@ def child_env(
             text = json.dumps(value) if isinstance(value, list | dict) else str(value)
             env[f"RUNLEDGER_{name.upper()}"] = text
     env["RUNLEDGER_WORKERS"] = str(workers)
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir(settings))
     env.update(extra or {})
     return env
 
@@ -100,6 +110,10 @@ class Supervisor:
     broker_started_at: float = 0.0
     broker_restart_at: float | None = None
 
+    @property
+    def metrics_dir(self) -> Path:
+        return metrics_dir(self.settings)
+
     def build_children(self) -> None:
         base = [sys.executable, "-m", "runledger.cli"]
         for i in range(self.workers):
@@ -131,6 +145,9 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self.on_signal)
         signal.signal(signal.SIGINT, self.on_signal)
         try:
+            # One metrics dir for the children (runledger/metrics.py), empty at each start.
+            shutil.rmtree(self.metrics_dir, ignore_errors=True)
+            self.metrics_dir.mkdir(parents=True)
             self.prepare_broker()
             self.build_children()
             for child in self.children:
@@ -156,6 +173,8 @@ class Supervisor:
                 delay = restart_delay(child.failures)
                 child.restart_at = now + delay
                 log.warning("%s exited (code %s); restart in %.1fs", child.name, code, delay)
+                if child.proc is not None:  # its live gauges leave /metrics
+                    mark_process_dead(child.proc.pid, str(self.metrics_dir))
             elif now >= child.restart_at:
                 child.start()
 

@@ -30,6 +30,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from runledger import generations
 from runledger.kafka import COMPRESSION, changelog_topic, patch_broker_quirks, worker_app_id
+from runledger.metrics import DEAD_LETTERS, DECIDE_SECONDS, EVENTS, STEP_OUTCOMES
 from runledger.settings import Settings
 from streams.contracts import DeadLetter, Event, EventsMessage, StepTask, Wake, WorkerMessage
 from streams.cursor import admit, cursor_key, is_cursor_key
@@ -61,6 +62,15 @@ def _changelog_partition_of(ev: EventT) -> Iterator[None]:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _count(events: list[Event]) -> None:
+    """Events by type, and the step attempts that ended (by outcome and error type)."""
+    for e in events:
+        EVENTS.labels(e.event_type).inc()
+        if e.event_type in ("step_succeeded", "step_failed"):
+            STEP_OUTCOMES.labels(e.event_type.removeprefix("step_"),
+                                 str(e.data.get("error_type") or "")).inc()  # fmt: skip
 
 
 class ExecutionWorker:
@@ -110,7 +120,8 @@ class ExecutionWorker:
             self.app.task(self._watch_generation)
         self._due: dict[bytes, int] = {}
         self.rereader = Rereader(self.app, self.table,
-                                 {s.topic("commands"), s.topic("step-events")})
+                                 {s.topic("commands"), s.topic("step-events")},
+                                 worker_app_id(s))  # fmt: skip
         self._woken: dict[bytes, tuple[int, float]] = {}  # key → (due woken for, when)
         self._indexed_partitions: frozenset[Any] = frozenset()
 
@@ -143,16 +154,19 @@ class ExecutionWorker:
             out: list[Event] = []
             tasks: list[StepTask] = []
             for ev, msg in items:
+                started = time.perf_counter()
                 try:
                     decision = decide(state, msg, self.cfg)
                 except Exception as exc:  # a bug or a state it cannot take: park the message
                     log.exception("cannot apply message", extra={"execution_id": eid})
                     acks.append(await self._dead_letter(ev, f"could not be applied: {exc!r}"))
                     continue
+                DECIDE_SECONDS.observe(time.perf_counter() - started)
                 state = decision.state
                 out.extend(decision.events)
                 tasks.extend(decision.tasks)
             if out:
+                _count(out)
                 body = EventsMessage(events=tuple(out)).model_dump_json().encode()
                 acks.append(await self.events.send(key=eid.encode(), value=body, force=True))
             for task in tasks:
@@ -196,7 +210,9 @@ class ExecutionWorker:
 
     async def _dead_letter(self, ev: EventT, reason: str) -> Any:
         m = ev.message
-        log.warning("dead letter: %s", reason[:500])
+        log.warning("dead letter: %s", reason[:500],
+                    extra={"execution_id": (m.key or b"").decode("utf-8", "replace")})
+        DEAD_LETTERS.inc()
         body = DeadLetter(
             reason=reason[:2000], topic=m.topic, partition=m.partition, offset=m.offset,
             key=(m.key or b"").decode("utf-8", "replace"),

@@ -7,6 +7,7 @@ import logging
 import time
 from typing import Any
 
+from runledger.metrics import CONSUMER_LAG
 from streams.cursor import NOTHING_APPLIED, cursor_key
 
 log = logging.getLogger("runledger.worker")
@@ -17,8 +18,8 @@ RESEEK_S = 5.0  # the same hole again this soon: messages fetched before the see
 class Rereader:
     """Reads the cursors from the worker's table and seeks its consumer back to holes."""
 
-    def __init__(self, app: Any, table: Any, sources: set[str]) -> None:
-        self.app, self.table, self.sources = app, table, sources
+    def __init__(self, app: Any, table: Any, sources: set[str], group: str) -> None:
+        self.app, self.table, self.sources, self.group = app, table, sources, group
         self._floors: dict[Any, int] = {}  # partition → cursor under what the broker deleted
         self._sought: dict[Any, tuple[int, float]] = {}  # partition → (offset, when)
         self._still: dict[Any, tuple[int, float]] = {}  # behind: (cursor, unmoved since)
@@ -60,7 +61,7 @@ class Rereader:
     async def reread_skipped_tails(self) -> None:
         """A hole at the end of a partition has no later message to give it away: a source
         partition whose log ends past its cursor, with the cursor still for a few
-        seconds, is read again from the cursor."""
+        seconds, is read again from the cursor. Sets the consumer-lag gauge on the way."""
         mono = time.monotonic()
         if mono - self._tails_checked < 1.0:
             return
@@ -73,6 +74,9 @@ class Rereader:
                 end = consumer.highwater(tp)
             except Exception:  # not fetched yet, or revoked meanwhile
                 continue
+            if end is not None:
+                CONSUMER_LAG.labels(self.group, tp.topic, str(tp.partition)).set(
+                    max(end - cursor - 1, 0))
             if end is None or end <= cursor + 1:
                 self._still.pop(tp, None)
             elif self._still.setdefault(tp, (cursor, mono))[0] != cursor:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import Ctx
 from api.envelope import JsonResponse
 from api.readiness import readiness
+from runledger.metrics import exposition
 
 router = APIRouter(tags=["health"])
 
@@ -29,5 +29,6 @@ async def ready(ctx: Ctx):
 
 @router.get("/metrics")
 async def metrics():
-    """Prometheus metrics."""
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    """Prometheus metrics (of every process `runledger run` started: runledger/metrics.py)."""
+    body, content_type = exposition()
+    return Response(body, media_type=content_type)

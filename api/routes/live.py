@@ -21,6 +21,7 @@ from api.control import submit
 from api.deps import AppContext, new_id, now_ms
 from api.envelope import ApiError
 from api.history import merged_history
+from runledger.metrics import WS_SUBSCRIBERS
 from streams.contracts import ControlCommand
 from streams.executors.masking import mask_event
 
@@ -74,6 +75,7 @@ async def tail_execution(ws: WebSocket, execution_id: str, after_seq: int = 0,
         await new.refill()
         return new
 
+    WS_SUBSCRIBERS.inc()
     try:
         stream = await switch(execution_id, after_seq)
         next_beat = time.monotonic() + heartbeat
@@ -105,6 +107,7 @@ async def tail_execution(ws: WebSocket, execution_id: str, after_seq: int = 0,
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
+        WS_SUBSCRIBERS.dec()
         if stream is not None:
             ctx.tail.unsubscribe(stream.eid, inbox)
         reader.cancel()
