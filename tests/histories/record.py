@@ -15,7 +15,9 @@ from pathlib import Path
 import orjson
 
 from streams.contracts import (
+    ControlCommand,
     FinishExecution,
+    Rehydrate,
     Report,
     ReportBatch,
     StartExecution,
@@ -45,6 +47,19 @@ ORCHESTRATED = Plan.model_validate({"id": "orch", "steps": [
     {"id": "wait", "type": "delay", "dependsOn": ["check"], "config": {"seconds": 2}},
     {"id": "post", "type": "api_call", "dependsOn": ["wait"], "config": {"url": "http://fin"}},
 ]})  # fmt: skip
+
+
+CONTROLLED = Plan.model_validate({"id": "ctl", "steps": [
+    {"id": "load", "type": "api_call", "system": "ERP", "config": {"url": "http://erp/load"}},
+    {"id": "approve", "type": "wait_input", "dependsOn": ["load"]},
+    {"id": "book", "type": "api_call", "dependsOn": ["approve"], "system": "FIN",
+     "config": {"url": "http://fin/book"}},
+]})  # fmt: skip
+
+
+def _c(cid: str, action: str, at: int, **kw: object) -> ControlCommand:
+    return ControlCommand(execution_id="exec_hist", received_at=at, command_id=cid,
+                          action=action, **kw)  # type: ignore[arg-type]
 
 
 def _t(step: str, attempt: int, phase: str, at: int, **kw: object) -> TaskUpdate:
@@ -101,6 +116,25 @@ def scenarios() -> dict[str, list]:
             _t("post", 1, "started", 5_200),
             StopExecution(execution_id=e, received_at=5_300, command_id="s1"),
             _t("post", 1, "succeeded", 5_400, output={}),
+        ],
+        "orchestrated_control": [
+            StartExecution(execution_id=e, received_at=1_000, command_id="c1",
+                           mode="orchestrated", plan=CONTROLLED),
+            _c("p1", "pause", 1_005),
+            _t("load", 1, "started", 1_010),
+            _t("load", 1, "succeeded", 1_050, output={"rows": 3}),
+            _c("p2", "resume", 2_000),
+            _c("i0", "input", 2_050, step_id="book", data={"ok": True}),  # not waiting: refused
+            _c("i1", "input", 2_100, step_id="approve", data={"approved": True}),
+            _t("book", 1, "started", 2_200),
+            _t("book", 1, "failed", 2_300, error="HTTP 409", error_type="Conflict"),
+            _c("r1", "retry", 3_000),
+            _t("book", 2, "started", 3_010),
+            _t("book", 2, "succeeded", 3_050, output={"booked": 1}),
+            _c("r2", "rerun", 4_000, step_id="book", inputs={"note": "again"}),
+            _t("book", 3, "started", 4_010),
+            _t("book", 3, "succeeded", 4_020, output={"booked": 2}),
+            Rehydrate(execution_id=e, received_at=5_000, state={"execution_id": e}),
         ],
     }
 
