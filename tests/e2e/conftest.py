@@ -160,6 +160,7 @@ class Reporter(threading.Thread):
         super().__init__(daemon=True)
         self.base_url, self.eids, self.pause = base_url, eids, pause
         self.accepted = dict.fromkeys(eids, 0)
+        self.rounds: list[int] = []  # the rounds that got a 202 (report ids end in -n)
         self._halt = threading.Event()
 
     def run(self) -> None:
@@ -174,6 +175,7 @@ class Reporter(threading.Thread):
                 except httpx.HTTPError:
                     ok = False
                 if ok:
+                    self.rounds.append(n)
                     for eid in self.eids:
                         self.accepted[eid] += 1
                 n += 1
