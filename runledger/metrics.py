@@ -1,9 +1,10 @@
 """Prometheus metrics of every Runledger process, in one place.
 
 `runledger run` gives its children one ``PROMETHEUS_MULTIPROC_DIR`` (under the data
-dir, emptied at start), so the API's `GET /metrics` shows the workers', the executor's
-and its own figures together (prometheus-client's multiprocess mode). Scaled out, each
-process that serves HTTP shows its own; set the variable per host the same way.
+dir, emptied at start), so the API's `GET /metrics` shows the workers' figures and its
+own (API and projector) together, through prometheus-client's multiprocess mode; the
+step executor records none yet. Scaled out, each process that serves HTTP shows its
+own; set the variable per host the same way.
 """
 
 from __future__ import annotations
