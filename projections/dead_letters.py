@@ -43,11 +43,13 @@ def row_of(value: bytes | None) -> tuple[Any, ...] | None:
             dl.value_b64, dl.at, None, 0, dl.at)  # fmt: skip
 
 
-def redriven(row: dict[str, Any], at_ms: int) -> tuple[Any, ...]:
-    """A newer version of ``row`` (as read by ``get``) saying it was redriven at ``at_ms``."""
-    return (row["id"], row["execution_id"], row["reason"], row["topic"], row["partition"],
-            row["offset"], row["value_b64"], row["at_ms"], at_ms, row["redrives"] + 1,
-            max(at_ms, row["at_ms"] + 1))  # fmt: skip
+def redrive_row(row: dict[str, Any], at_ms: int) -> tuple[dict[str, Any], tuple[Any, ...]]:
+    """``row`` (as read by ``get``) redriven at ``at_ms``: as ``get`` would read it now,
+    and the newer table row that records it."""
+    after = {**row, "redriven_ms": at_ms, "redrives": int(row["redrives"]) + 1}
+    return after, (row["id"], row["execution_id"], row["reason"], row["topic"],
+                   row["partition"], row["offset"], row["value_b64"], row["at_ms"], at_ms,
+                   after["redrives"], max(at_ms, int(row["at_ms"]) + 1))  # fmt: skip
 
 
 async def insert(ch: ClickHouse, database: str, rows: list[tuple[Any, ...]]) -> None:

@@ -52,7 +52,6 @@ async def redrive(dead_letter_id: DeadLetterId, ctx: Ctx):
         raise not_found("dead_letter", dead_letter_id)
     await ctx.bus.publish([(row["topic"], row["execution_id"],
                             dead_letters.original_bytes(row))])  # fmt: skip
-    newer = dead_letters.redriven(row, now_ms())
+    after, newer = dead_letters.redrive_row(row, now_ms())
     await dead_letters.insert(ctx.ch, ctx.db, [newer])
-    updated = await dead_letters.get(ctx.ch, ctx.db, dead_letter_id)
-    return ok(dead_letters.view(updated or row, ctx.masker()), 202)
+    return ok(dead_letters.view(after, ctx.masker()), 202)
