@@ -1,10 +1,12 @@
 """The one ClickHouse handle of a process, chDB (``chdb:///dir``) or server (``http://…``).
 
 chDB runs inside this process and its calls block, so nothing here runs on the event
-loop: writes go to one dedicated thread and reads to another, each with its own
-clickhouse-connect client (chDB serialises calls per client handle, so one client per
-thread lets a read run while an insert is in flight). chDB lets one process open one
-data dir for its whole life; several clients on that same dir share the engine.
+loop: writes go to one dedicated thread and reads to a small pool, each thread with its
+own clickhouse-connect client (chDB serialises calls per client handle, so one client per
+thread lets reads run side by side and while an insert is in flight: a long export does
+not hold up a lookup, and the statements of one statistics answer run together). chDB
+lets one process open one data dir for its whole life; several clients on that same dir
+share the engine.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from clickhouse_connect.driver.client import Client
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+READERS = 3  # reader threads: two statements of one answer at once, plus one more caller
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -35,13 +38,16 @@ def identifier(name: str) -> str:
 
 
 class ClickHouse:
-    """Async access to ClickHouse: writes on one dedicated thread, reads on another."""
+    """Async access to ClickHouse: writes on one dedicated thread, reads on a pool."""
 
-    def __init__(self, dsn: str, *, settings: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, dsn: str, *, settings: Mapping[str, Any] | None = None, readers: int = READERS
+    ) -> None:
         self.dsn = dsn
         self._settings = dict(settings or {})
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="clickhouse-write")
-        self._reader = ThreadPoolExecutor(1, thread_name_prefix="clickhouse-read")
+        self._reader = ThreadPoolExecutor(readers, thread_name_prefix="clickhouse-read")
+        self._readers = readers
         self._clients: dict[str, Client] = {}  # one per thread name, made on that thread
         self._lock = threading.Lock()
         # (database, table, column names) -> column types; skips a DESCRIBE per insert.
@@ -73,7 +79,7 @@ class ClickHouse:
         return await self._on(self._writer, lambda: fn(self._client()))
 
     async def on_reader(self, fn: Callable[[Client], T]) -> T:
-        """Run ``fn(client)`` on the reader thread (e.g. a ``raw_stream`` export)."""
+        """Run ``fn(client)`` on a reader thread (e.g. a ``raw_query`` export page)."""
         return await self._on(self._reader, lambda: fn(self._client()))
 
     # ------------------------------------------------------------------ the blocking calls
@@ -155,15 +161,20 @@ class ClickHouse:
         return bool(rows and rows[0]["ok"] == 1)
 
     def close(self) -> None:
-        """Close both clients (each on its own thread) and stop the threads."""
+        """Close every client (each on its own thread) and stop the threads."""
         if self._closed:
             return
         self._closed = True
-        for pool in (self._writer, self._reader):
-            pool.submit(self._close_own_client).result()
+        for pool, size in ((self._writer, 1), (self._reader, self._readers)):
+            # One closing task per thread: each waits at the barrier until all have
+            # started, so no thread can take two and every thread takes one.
+            barrier = threading.Barrier(size)
+            for done in [pool.submit(self._close_own_client, barrier) for _ in range(size)]:
+                done.result()
             pool.shutdown(wait=True)
 
-    def _close_own_client(self) -> None:
+    def _close_own_client(self, barrier: threading.Barrier) -> None:
+        barrier.wait()
         client = self._clients.pop(threading.current_thread().name, None)
         if client is not None:
             client.close()

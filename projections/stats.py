@@ -30,6 +30,7 @@ bottlenecks, queue wait and errors are those of the group's own steps.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Literal
 
 from projections.clickhouse import ClickHouse, identifier
@@ -119,11 +120,13 @@ async def _grouped(
     """Figures per key, the key's own step row (attempts of all its steps), and the sum
     of its executions' durations."""
     sc = scope(f, identifier(database), group)
-    runs = {str(r["grp"]): r for r in await execution_rows(ch, sc)}
-    steps = _by_key(await step_rows(ch, sc))
-    errors = _by_key(await error_rows(ch, sc))
-    buckets = (_by_key(await execution_rows(ch, sc, INTERVAL_MS[interval]))
-               if interval else {})  # fmt: skip
+    series = [execution_rows(ch, sc, INTERVAL_MS[interval])] if interval else []
+    run_rows, step_list, error_list, *bucket_rows = await asyncio.gather(
+        execution_rows(ch, sc), step_rows(ch, sc), error_rows(ch, sc), *series
+    )  # the statements run side by side on the reader threads
+    runs = {str(r["grp"]): r for r in run_rows}
+    steps, errors = _by_key(step_list), _by_key(error_list)
+    buckets = _by_key(bucket_rows[0]) if bucket_rows else {}
     keys = sorted(set(runs) | set(steps), key=lambda k: (-int(runs[k]["runs"]) if k in runs
                                                           else 0, k))  # fmt: skip
     out = {
