@@ -74,7 +74,7 @@ def _key(r: dict[str, Any]) -> tuple[str, str, str, int]:
     return (r["started_at"], r["execution_id"], r["step_id"], int(r["attempt"]))
 
 
-@pytest.mark.parametrize("page", [50_000, 2])  # one page, and pages of 2 (keyset paging)
+@pytest.mark.parametrize("page", [50_000, 2])  # one slice, and slices of about 2 records
 async def test_records_in_every_format_hold_exactly_the_selection(
     clickhouse: ClickHouse, dataset: str, page: int, monkeypatch: pytest.MonkeyPatch
 ):
