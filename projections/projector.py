@@ -21,16 +21,16 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
-from pydantic import ValidationError
 
 from projections import dead_letters
+from projections.batch import Batch, Messages
 from projections.clickhouse import ClickHouse
 from projections.schema import DEFAULT_DATABASE
 from projections.writer import BatchWriter
 from runledger.kafka import Fetcher, make_consumer, projector_group
 from runledger.metrics import observe_flush
 from runledger.settings import Settings
-from streams.contracts import Event, EventsMessage, ms_of
+from streams.contracts import Event, ms_of
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +70,7 @@ class Projector:
         self.stats = self.writer.stats
         self.last_flush_at: float | None = None  # wall clock (time.time())
         self._consumer = consumer
-        self._buffer: list[tuple[TopicPartition, tuple[Event, ...]]] = []
-        self._buffered_events = 0
-        self._buffered_since: float | None = None  # monotonic
-        self._dead: list[tuple[Any, ...]] = []  # dead-letter rows not yet written
-        self._inflight: list[tuple[TopicPartition, tuple[Event, ...]]] = []
-        self._offsets: dict[TopicPartition, int] = {}  # next offset to commit, per partition
+        self._batch = Batch(self.dead_letter_topic)
         self._committed: dict[TopicPartition, int] = {}
         self._flush_lock = asyncio.Lock()
         self._stopping = False
@@ -130,50 +125,16 @@ class Projector:
         assert self._consumer is not None
         fetcher = Fetcher(self._consumer, "projector")
         while not self._stopping:
-            records = await fetcher.getmany(timeout_ms=self._poll_timeout_ms(),
-                                            max_records=max(self.max_batch // 10, 100))
+            records = await fetcher.getmany(
+                timeout_ms=self._batch.poll_timeout_ms(_POLL_MS, self.max_delay),
+                max_records=max(self.max_batch // 10, 100),
+            )  # fmt: skip
             for tp, messages in records.items():
                 for message in messages:
-                    self._take(tp, message.offset, message.value)
-            if self._flush_due():
+                    if not self._batch.add(tp, message.offset, message.value):
+                        self.stats.undecodable += 1
+            if self._batch.due(self.max_batch, self.max_delay):
                 await self._flush_until_done()
-
-    def _poll_timeout_ms(self) -> int:
-        if self._buffered_since is None:
-            return _POLL_MS
-        left = self.max_delay - (time.monotonic() - self._buffered_since)
-        return max(int(left * 1000), 0) if left < _POLL_MS / 1000 else _POLL_MS
-
-    def _take(self, tp: TopicPartition, offset: int, value: bytes | str | None) -> None:
-        self._offsets[tp] = offset + 1
-        if self._buffered_since is None:
-            self._buffered_since = time.monotonic()
-        if tp.topic == self.dead_letter_topic:
-            row = dead_letters.row_of(value if isinstance(value, bytes) else None)
-            if row is None:
-                log.warning("projector: skipping a malformed dead letter %s[%d]@%d", tp.topic,
-                            tp.partition, offset)  # fmt: skip
-            else:
-                self._dead.append(row)
-            return
-        try:
-            events = EventsMessage.model_validate_json(value or b"").events
-        except ValidationError as exc:
-            # The worker dead-letters bad input; here a bad message must not stall us.
-            self.stats.undecodable += 1
-            log.warning("projector: skipping undecodable message %s[%d]@%d: %s",
-                        tp.topic, tp.partition, offset, str(exc).splitlines()[0])  # fmt: skip
-            return
-        if events:
-            self._buffer.append((tp, events))
-            self._buffered_events += len(events)
-
-    def _flush_due(self) -> bool:
-        if self._buffered_since is None:
-            return False
-        if self._buffered_events >= self.max_batch:
-            return True
-        return time.monotonic() - self._buffered_since >= self.max_delay
 
     async def _flush_until_done(self) -> None:
         backoff = 0.25
@@ -191,46 +152,31 @@ class Projector:
     # ------------------------------------------------------------------ flush
 
     async def flush(self) -> int:
-        """Project and insert the buffer, then commit its offsets; returns new events."""
+        """Project and insert the batch, then commit its offsets; returns new events."""
         async with self._flush_lock:
-            if self._buffered_since is None:
+            taken = self._batch.take()
+            if taken is None:
                 return 0
-            batch, offsets, dead = self._buffer, self._offsets, self._dead
-            self._inflight = batch
-            self._buffer, self._offsets, self._dead = [], {}, []
-            self._buffered_events, self._buffered_since = 0, None
             started = time.perf_counter()
             try:
-                written = await self.writer.write([e for _, events in batch for e in events])
-                await dead_letters.insert(self.ch, self.database, dead)  # ids dedupe
+                written = await self.writer.write(taken.events)
+                await dead_letters.insert(self.ch, self.database, taken.dead)  # ids dedupe
             except BaseException:
-                self._restore(batch, offsets, dead)
+                self._batch.give_back(taken)
                 raise
-            finally:
-                self._inflight = []
-            await self._commit(offsets)
-            self._observe(batch)
+            self._batch.written()
+            await self._commit(taken.offsets)
+            self._observe(taken.messages)
             self.stats.flushes += 1
             self.stats.last_flush_ms = (time.perf_counter() - started) * 1000
             self.last_flush_at = time.time()
             return written
 
-    def _observe(self, batch: list[tuple[TopicPartition, tuple[Event, ...]]]) -> None:
-        received = [ms_of(events[0].received_at) for _, events in batch
+    def _observe(self, messages: Messages) -> None:
+        received = [ms_of(events[0].received_at) for _, events in messages
                     if events[0].received_at]  # one sample per execution message
-        observe_flush(self.group_id, sum(len(events) for _, events in batch), received,
+        observe_flush(self.group_id, sum(len(events) for _, events in messages), received,
                       self.lag()["partitions"])  # fmt: skip
-
-    def _restore(
-        self, batch: list[tuple[TopicPartition, tuple[Event, ...]]],
-        offsets: dict[TopicPartition, int], dead: list[tuple[Any, ...]],
-    ) -> None:  # fmt: skip
-        self._buffer = batch + self._buffer
-        self._dead = dead + self._dead
-        self._buffered_events = sum(len(events) for _, events in self._buffer)
-        for tp, offset in offsets.items():
-            self._offsets[tp] = max(offset, self._offsets.get(tp, 0))
-        self._buffered_since = time.monotonic()
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         if not offsets or self._consumer is None:
@@ -249,12 +195,7 @@ class Projector:
         except Exception:
             log.exception("projector: flush before rebalance failed; dropping revoked data")
             async with self._flush_lock:
-                self._buffer = [(tp, evs) for tp, evs in self._buffer if tp not in revoked]
-                self._buffered_events = sum(len(evs) for _, evs in self._buffer)
-                for tp in revoked:
-                    self._offsets.pop(tp, None)
-                if not self._buffer and not self._offsets:
-                    self._buffered_since = None
+                self._batch.drop(revoked)
         for tp in revoked:
             self._committed.pop(tp, None)
 
@@ -273,16 +214,11 @@ class Projector:
 
     def pending_events(self, execution_id: str, after_seq: int = 0) -> list[Event]:
         """Buffered or in-flight (not yet in ClickHouse) events of one execution, by seq."""
-        found: dict[int, Event] = {}
-        for _, events in (*self._inflight, *self._buffer):
-            for event in events:
-                if event.execution_id == execution_id and event.seq > after_seq:
-                    found.setdefault(event.seq, event)
-        return [found[seq] for seq in sorted(found)]
+        return self._batch.pending(execution_id, after_seq)
 
     @property
     def buffered_events(self) -> int:
-        return self._buffered_events
+        return self._batch.events
 
     def lag(self) -> dict[str, Any]:
         """Per assigned partition: committed offset, highwater and the gap between them."""
@@ -294,7 +230,7 @@ class Projector:
             assert consumer is not None
             highwater = consumer.highwater(tp)
             committed = self._committed.get(tp)
-            position = self._offsets.get(tp, committed)
+            position = self._batch.offsets.get(tp, committed)
             behind = None
             if highwater is not None and committed is not None:
                 behind = max(highwater - committed, 0)
@@ -306,6 +242,6 @@ class Projector:
         return {
             "partitions": partitions,
             "total": total,
-            "buffered_events": self._buffered_events,
+            "buffered_events": self._batch.events,
             "last_flush_at": self.last_flush_at,
         }
