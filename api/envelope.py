@@ -89,6 +89,9 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(ApiError(exc.status_code, code, str(exc.detail)))
 
     @app.exception_handler(Exception)
-    async def _crash(_: Request, exc: Exception) -> JsonResponse:
-        log.exception("unhandled error")
+    async def _crash(request: Request, exc: Exception) -> JsonResponse:
+        where = {"method": request.method, "path": request.url.path}
+        execution_id = request.path_params.get("execution_id")
+        log.exception("unhandled error", extra={**where, **(
+            {"execution_id": execution_id} if execution_id else {})})  # fmt: skip
         return error_response(ApiError(500, "internal_error", "internal error; see server log"))

@@ -1,4 +1,9 @@
-"""One-line JSON logs on stderr (stdlib only)."""
+"""One-line JSON logs on stderr (stdlib only).
+
+Code that works for one execution without naming it in every call (a step executor
+plugin running a task) runs inside ``execution_context``: every line it logs then
+carries ``execution_id`` as a field, so the lines of one execution can be found by it.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,23 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
+
+_EXECUTION: ContextVar[str | None] = ContextVar("runledger_log_execution_id", default=None)
+
+
+@contextmanager
+def execution_context(execution_id: str) -> Iterator[None]:
+    """Lines logged inside (in this task or thread) carry ``execution_id``."""
+    token = _EXECUTION.set(execution_id)
+    try:
+        yield
+    finally:
+        _EXECUTION.reset(token)
 
 _STANDARD_ATTRS = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime"}
@@ -30,7 +50,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        for key, value in vars(record).items():
+        bound = _EXECUTION.get()
+        if bound is not None:
+            entry["execution_id"] = bound
+        for key, value in vars(record).items():  # an explicit extra= wins
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
                 entry[key] = value
         if record.exc_info:

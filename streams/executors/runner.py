@@ -11,6 +11,7 @@ import time
 
 from pydantic import ValidationError
 
+from runledger.logs import execution_context
 from streams.contracts import StepTask, TaskUpdate
 from streams.executors.registry import Executor, ExecutorContext, Result
 
@@ -30,11 +31,12 @@ async def run_task(executors: dict[str, Executor], task: StepTask, ctx: Executor
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}"
                              for e in exc.errors())  # fmt: skip
         return Result.failure(f"invalid config: {problems}", "InvalidConfig", False)
-    try:
-        return await executor.run(task, ctx)
-    except Exception as exc:  # an executor bug must fail the step, not the process
-        log.exception("executor %s crashed", task.type, extra={"task_id": task.task_id})
-        return Result.failure(f"executor error: {exc!r}"[:500], "ExecutorError", False)
+    with execution_context(task.execution_id):  # the executor's own log lines name it
+        try:
+            return await executor.run(task, ctx)
+        except Exception as exc:  # an executor bug must fail the step, not the process
+            log.exception("executor %s crashed", task.type, extra={"task_id": task.task_id})
+            return Result.failure(f"executor error: {exc!r}"[:500], "ExecutorError", False)
 
 
 def now_ms() -> int:

@@ -143,7 +143,8 @@ class ExecutorService:
             self.tracker.skipped(tp, offset)
             return
         if task.task_id in self.finished:
-            log.info("task already finished here; skipped", extra={"task_id": task.task_id})
+            log.info("task already finished here; skipped",
+                     extra={"task_id": task.task_id, "execution_id": task.execution_id})
             self.tracker.skipped(tp, offset)
             return
         self.tracker.started(tp, offset)
