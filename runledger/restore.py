@@ -72,7 +72,8 @@ async def uncited_entries(
     ch: ClickHouse, database: str, *, after_pos: int = 0, before_ms: int | None = None
 ) -> list[dict]:
     """Journal entries (after ``after_pos``, received before ``before_ms``) with an id that
-    no archived event names as its cause."""
+    no archived event names as its cause. Redrives are left out: they name a dead letter,
+    and the entry it came from is appended again by this rule if it never applied."""
     db = identifier(database)
     scope = "journal_pos > {after:UInt64}"
     if before_ms is not None:
@@ -80,7 +81,7 @@ async def uncited_entries(
     return await ch.query(
         "SELECT journal_pos, any(topic) AS topic, any(execution_id) AS execution_id, "
         "any(tenant) AS tenant, any(payload) AS payload "
-        f"FROM {db}.journal ARRAY JOIN ids AS id WHERE {scope} "
+        f"FROM {db}.journal ARRAY JOIN ids AS id WHERE {scope} AND action != 'redrive' "
         f"AND id NOT IN (SELECT cause_id FROM {db}.events WHERE execution_id IN "
         f"(SELECT execution_id FROM {db}.journal WHERE {scope})) "
         "GROUP BY journal_pos ORDER BY journal_pos",

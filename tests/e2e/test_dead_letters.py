@@ -58,6 +58,10 @@ def test_a_poison_message_is_listed_masked_redriven_and_the_partition_moves_on(
     assert {x["id"] for x in both} > {letter["id"]}
     assert [x["bytes"] for x in both] == [len(poison)] * 2
     assert [x["redrives"] for x in both] == [0, 1]  # newest first: the new one, then the first
+    # The redrive is in the audit log, naming the dead letter.
+    audit = api.get("/api/v1/audit", params={"execution_id": eid, "action": "redrive"})
+    [entry] = audit.json()["data"]["items"]
+    assert entry["ids"] == [letter["id"]] and entry["actor"] == "anonymous"
 
 
 def test_dead_letter_errors_are_in_the_envelope(api: httpx.Client):
