@@ -14,7 +14,7 @@ from fastapi import Depends, Header, Request
 
 from api.bus import CommandBus
 from api.tail import EventTail
-from projections.export import ExportRegistry
+from projections.export_status import ExportRegistry
 from projections.rebuild import RebuildRun
 from runledger.settings import Settings
 from streams.executors.masking import Masker

@@ -58,7 +58,8 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._harness import machine, reset_peak_rss, rss_mb  # noqa: E402
 from projections.clickhouse import ClickHouse  # noqa: E402
-from projections.export import ExportStatus, export_stream  # noqa: E402
+from projections.export import export_stream  # noqa: E402
+from projections.export_status import ExportStatus  # noqa: E402
 from projections.filters import Filters  # noqa: E402
 from projections.realtime import realtime_stats  # noqa: E402
 from projections.rows import Projection, Rows, project  # noqa: E402

@@ -20,11 +20,8 @@ import asyncio
 import csv
 import io
 import itertools
-import time
-import uuid
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import AsyncIterator, Callable
-from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any, Literal
 
@@ -32,6 +29,7 @@ import orjson
 from clickhouse_connect.driver.client import Client
 
 from projections.clickhouse import ClickHouse, identifier
+from projections.export_status import ExportStatus
 from projections.filters import Filters, executions_where, records_where
 from projections.queries import EVENT_SELECT, event_of
 from streams.contracts import iso_ms
@@ -67,47 +65,6 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 _EXECUTION_SELECT = ", ".join(
     f"toUnixTimestamp64Milli({c}) AS {c}_ms" if c.endswith("_at") else c for c in EXECUTION_COLUMNS
 )
-
-
-# ----------------------------------------------------------------------------- registry
-
-
-@dataclass
-class ExportStatus:
-    export_id: str
-    kind: str
-    format: str
-    rows: int = 0
-    finished: bool = False
-    started_at: str = ""
-    finished_at: str | None = None
-    error: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def end(self, error: str | None = None) -> None:
-        self.finished, self.error = error is None, error
-        self.finished_at = iso_ms(int(time.time() * 1000))
-
-
-class ExportRegistry:
-    """The API process's recent exports (the last ``size``), for `GET /exports/{id}`."""
-
-    def __init__(self, size: int = 1000) -> None:
-        self._size = size
-        self._items: OrderedDict[str, ExportStatus] = OrderedDict()
-
-    def start(self, kind: str, fmt: str) -> ExportStatus:
-        status = ExportStatus(f"exp_{uuid.uuid4().hex[:16]}", kind, fmt,
-                              started_at=iso_ms(int(time.time() * 1000)))  # fmt: skip
-        self._items[status.export_id] = status
-        while len(self._items) > self._size:
-            self._items.popitem(last=False)
-        return status
-
-    def get(self, export_id: str) -> ExportStatus | None:
-        return self._items.get(export_id)
 
 
 # ----------------------------------------------------------------------------- framing

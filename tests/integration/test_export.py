@@ -13,7 +13,8 @@ import pytest
 
 from projections import export, tracking
 from projections.clickhouse import ClickHouse
-from projections.export import ExportRegistry, export_stream
+from projections.export import export_stream
+from projections.export_status import ExportRegistry
 from projections.filters import Filters
 from projections.rows import project
 from projections.writer import write_projection
