@@ -132,8 +132,10 @@ class ExecutionWorker:
             await self._apply_batch(batch)
 
     async def _apply_batch(self, batch: list[EventT]) -> None:
+        tps = {ev.message.tp for ev in batch}
+        self.rereader.seen(tps)
         admission = admit(((ev.message.tp, ev.message.offset) for ev in batch),
-                          self.rereader.cursors({ev.message.tp for ev in batch}))
+                          self.rereader.cursors(tps))
         grouped: dict[str, list[tuple[EventT, Message]]] = {}
         acks: list[Any] = []
         last_of: dict[Any, EventT] = {}  # source partition → its last applied message
