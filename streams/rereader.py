@@ -6,12 +6,15 @@ for the partition and fetches it again, while messages fetched before the seek a
 queued towards the agent and look like the same hole. Measured in a 5 M-event soak with
 the old 3 s / 5 s rules: 545 seeks in 30 minutes while the backlog grew to 760k records.
 So a hole is sought at most once per ``RESEEK_S`` until the cursor passes it, and a tail
-counts as skipped only when none of the partition's messages reached the agent for
-``STILL_S`` (behind a backlog they keep coming, only slowly).
+counts as skipped only when the consumer has handed out the partition past the cursor
+and none of its messages reached the agent for ``STILL_S``. Messages still in the
+fetcher (not handed out: the position has not passed them) are waiting behind other
+partitions, not skipped, and seeking them would only throw their fetch away.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -22,6 +25,7 @@ from streams.cursor import NOTHING_APPLIED, cursor_key
 log = logging.getLogger("runledger.worker")
 STILL_S = 10.0  # a cursor and a partition this long quiet while its log ends past it: a hole
 RESEEK_S = 30.0  # the same hole again this soon: messages fetched before the seek
+POSITION_TIMEOUT_S = 2.0
 
 
 class Rereader:
@@ -99,7 +103,18 @@ class Rereader:
             elif self._still.setdefault(tp, (cursor, mono))[0] != cursor:
                 self._still[tp] = (cursor, mono)
             elif (mono - self._still[tp][1] > STILL_S
-                  and mono - self._seen.get(tp, 0.0) > STILL_S):
+                  and mono - self._seen.get(tp, 0.0) > STILL_S
+                  and await _handed_out(consumer, tp, cursor + 1)):
                 holes[tp] = cursor + 1
         if holes:
             await self.seek_back(holes)
+
+
+async def _handed_out(consumer: Any, tp: Any, offset: int) -> bool:
+    """The consumer has handed out ``tp``'s message at ``offset`` (its position is past
+    it); unknown counts as not."""
+    try:
+        position = await asyncio.wait_for(consumer.position(tp), POSITION_TIMEOUT_S)
+    except Exception:  # not assigned any more, or no position yet
+        return False
+    return position is not None and position > offset
