@@ -166,7 +166,8 @@ class ExecutorService:
             self.running.pop(task.task_id, None)  # not finished: its offset stays uncommitted
             raise
         except Exception as exc:
-            log.exception("cannot report task %s", task.task_id)
+            log.exception("cannot report task %s", task.task_id,
+                          extra={"execution_id": task.execution_id})
             self.fatal = self.fatal or exc
             self.running.pop(task.task_id, None)
             return
