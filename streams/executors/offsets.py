@@ -8,7 +8,6 @@ them): the Idempotency-Key and the machine's dedupe by task id make that safe.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Hashable, Iterable
 
 
@@ -61,26 +60,3 @@ class OffsetTracker:
             self._in_flight.pop(tp, None)
             self._next.pop(tp, None)
             self._committed.pop(tp, None)
-
-
-class FinishedTasks:
-    """The ids of the last ``size`` tasks this process finished (an LRU set)."""
-
-    def __init__(self, size: int = 100_000) -> None:
-        self.size = size
-        self._ids: OrderedDict[str, None] = OrderedDict()
-
-    def add(self, task_id: str) -> None:
-        self._ids[task_id] = None
-        self._ids.move_to_end(task_id)
-        while len(self._ids) > self.size:
-            self._ids.popitem(last=False)
-
-    def __contains__(self, task_id: object) -> bool:
-        if task_id in self._ids:
-            self._ids.move_to_end(task_id)  # type: ignore[arg-type]
-            return True
-        return False
-
-    def __len__(self) -> int:
-        return len(self._ids)

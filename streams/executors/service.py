@@ -5,9 +5,11 @@ the executor of its type, send ``succeeded`` or ``failed`` (``runledger.step-eve
 keyed by execution id), each acked before the next. Tasks run concurrently, at most
 ``executor_concurrency`` at once (the partitions are paused while that many run), so a
 hanging call blocks nothing else. A partition's offset is committed only up to its
-lowest unfinished task (``offsets.OffsetTracker``); a task id this process already
-finished is skipped. If an update cannot be sent the process stops with an error: its
-unfinished tasks run again after the restart, which the task ids make safe.
+lowest unfinished task (``offsets.OffsetTracker``). Each outcome is recorded on disk
+before it is sent (``outcomes.Outcomes``): a task that comes again after it finished has
+its recorded outcome sent again instead of running twice. If an update cannot be sent
+the process stops with an error: its unfinished tasks run again after the restart, which
+the task ids make safe.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from pydantic import ValidationError
 from runledger import generations
 from runledger.kafka import Fetcher, group_id, make_consumer, make_producer, patch_broker_quirks
 from runledger.settings import Settings
-from streams.contracts import StepTask, TaskUpdate
-from streams.executors.offsets import FinishedTasks, OffsetTracker
+from streams.contracts import StepTask
+from streams.executors.offsets import OffsetTracker
+from streams.executors.outcomes import Outcomes
 from streams.executors.registry import Executor, ExecutorContext, load_executors
 from streams.executors.runner import finished_update, now_ms, run_task, started_update
 
@@ -67,6 +70,10 @@ async def run_executors(
                 loop.remove_signal_handler(sig)
 
 
+def _outcome_key(task: StepTask) -> str:
+    return f"{task.tenant}/{task.task_id}"
+
+
 class _Rebalance(ConsumerRebalanceListener):
     def __init__(self, service: ExecutorService) -> None:
         self.service = service
@@ -87,7 +94,7 @@ class ExecutorService:
         self.events_topic = settings.topic("step-events")
         self.group_id = group_id(settings, "executors")
         self.tracker = OffsetTracker()
-        self.finished = FinishedTasks()
+        self.outcomes = Outcomes(settings.data_dir / "executor" / "outcomes.sqlite3")
         self.running: dict[str, list[tuple[TopicPartition, int]]] = {}  # task id → records
         self.tasks: set[asyncio.Task[None]] = set()
         self.fatal: BaseException | None = None
@@ -116,6 +123,7 @@ class ExecutorService:
             await self.consumer.stop()
             await self.producer.stop()
             await self.ctx.http.aclose()
+            self.outcomes.close()
         if self.fatal is not None:
             raise RuntimeError("step events could not be sent; stopping") from self.fatal
 
@@ -142,11 +150,6 @@ class ExecutorService:
                         tp.partition, offset, exc)  # fmt: skip
             self.tracker.skipped(tp, offset)
             return
-        if task.task_id in self.finished:
-            log.info("task already finished here; skipped",
-                     extra={"task_id": task.task_id, "execution_id": task.execution_id})
-            self.tracker.skipped(tp, offset)
-            return
         self.tracker.started(tp, offset)
         if task.task_id in self.running:  # redelivered while it runs: done when it is
             self.running[task.task_id].append((tp, offset))
@@ -158,10 +161,13 @@ class ExecutorService:
 
     async def _execute(self, task: StepTask) -> None:
         try:
-            await self._send(started_update(task, now_ms()))
-            started = time.perf_counter()
-            result = await run_task(self.executors, task, self.ctx)
-            await self._send(finished_update(task, result, now_ms()))
+            recorded = await asyncio.to_thread(self.outcomes.get, _outcome_key(task))
+            if recorded is not None:
+                log.info("task %s already finished: its outcome is sent again", task.task_id,
+                         extra={"execution_id": task.execution_id})  # fmt: skip
+                await self._send(task.execution_id, recorded)
+            else:
+                await self._run(task)
         except asyncio.CancelledError:
             self.running.pop(task.task_id, None)  # not finished: its offset stays uncommitted
             raise
@@ -171,17 +177,25 @@ class ExecutorService:
             self.fatal = self.fatal or exc
             self.running.pop(task.task_id, None)
             return
-        self.finished.add(task.task_id)
         for tp, offset in self.running.pop(task.task_id, []):
             self.tracker.finished(tp, offset)
+
+    async def _run(self, task: StepTask) -> None:
+        """Run ``task`` and send its outcome, recorded first."""
+        await self._send(task.execution_id, started_update(task, now_ms()).model_dump_json())
+        started = time.perf_counter()
+        result = await run_task(self.executors, task, self.ctx)
+        outcome = finished_update(task, result, now_ms()).model_dump_json().encode()
+        await asyncio.to_thread(self.outcomes.put, _outcome_key(task), outcome, now_ms())
+        await self._send(task.execution_id, outcome)
         log.info("task %s %s", task.task_id, "succeeded" if result.ok else "failed",
                  extra={"execution_id": task.execution_id, "step_type": task.type,
                         "error_type": result.error_type,
                         "ms": round((time.perf_counter() - started) * 1000)})  # fmt: skip
 
-    async def _send(self, update: TaskUpdate) -> None:
-        await self.producer.send_and_wait(self.events_topic, update.model_dump_json().encode(),
-                                          key=update.execution_id.encode())  # fmt: skip
+    async def _send(self, execution_id: str, update: str | bytes) -> None:
+        body = update.encode() if isinstance(update, str) else update
+        await self.producer.send_and_wait(self.events_topic, body, key=execution_id.encode())
 
     async def commit(self) -> None:
         self._last_commit = time.monotonic()

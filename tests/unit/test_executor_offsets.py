@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.executors.offsets import FinishedTasks, OffsetTracker
+from streams.executors.offsets import OffsetTracker
 
 
 def test_commit_stops_at_the_lowest_unfinished_task():
@@ -32,12 +32,3 @@ def test_forgotten_partition_is_not_committed_by_late_finishers():
     t.forget(["p0"])
     t.finished("p0", 3)
     assert t.committable() == {} and t.position("p0") is None
-
-
-def test_finished_tasks_keeps_the_most_recent():
-    f = FinishedTasks(size=2)
-    f.add("a")
-    f.add("b")
-    assert "a" in f  # touching "a" makes "b" the oldest
-    f.add("c")
-    assert "a" in f and "c" in f and "b" not in f and len(f) == 2
