@@ -15,6 +15,27 @@ _DEDUP = "SETTINGS non_replicated_deduplication_window = 1000"
 TS = "DateTime64(3, 'UTC')"  # every time column
 _LC_NULL = "LowCardinality(Nullable(String))"
 
+# The columns `executions` and `executions_by_time` share (each adds its own after them).
+_EXECUTION_COLUMNS = f"""\
+        tenant LowCardinality(String),
+        execution_id String,
+        workflow_id {_LC_NULL},
+        plan_id Nullable(String),
+        mode LowCardinality(String),
+        status LowCardinality(String),
+        progress Float32,
+        environment {_LC_NULL},
+        labels Map(String, String),
+        systems Array(String),
+        modules Array(String),
+        failed_steps UInt32,
+        error_type {_LC_NULL},
+        started_at {TS},
+        finished_at Nullable({TS}),
+        duration_ms Nullable(UInt64),
+        last_seq UInt64,
+"""
+
 _V1 = [
     f"""
     CREATE TABLE IF NOT EXISTS {{db}}.events (
@@ -40,24 +61,7 @@ _V1 = [
     """,
     f"""
     CREATE TABLE IF NOT EXISTS {{db}}.executions (
-        tenant LowCardinality(String),
-        execution_id String,
-        workflow_id {_LC_NULL},
-        plan_id Nullable(String),
-        mode LowCardinality(String),
-        status LowCardinality(String),
-        progress Float32,
-        environment {_LC_NULL},
-        labels Map(String, String),
-        systems Array(String),
-        modules Array(String),
-        failed_steps UInt32,
-        error_type {_LC_NULL},
-        started_at {TS},
-        finished_at Nullable({TS}),
-        duration_ms Nullable(UInt64),
-        last_seq UInt64,
-        state String,
+{_EXECUTION_COLUMNS}        state String,
         updated_at {TS},
         INDEX idx_execution_id execution_id TYPE bloom_filter(0.01) GRANULARITY 1,
         INDEX idx_started_at started_at TYPE minmax GRANULARITY 4
@@ -152,24 +156,7 @@ _V4 = [
              "(tenant, started_at, execution_id, step_id, attempt)"),
     f"""
     CREATE TABLE IF NOT EXISTS {{db}}.executions_by_time (
-        tenant LowCardinality(String),
-        execution_id String,
-        workflow_id {_LC_NULL},
-        plan_id Nullable(String),
-        mode LowCardinality(String),
-        status LowCardinality(String),
-        progress Float32,
-        environment {_LC_NULL},
-        labels Map(String, String),
-        systems Array(String),
-        modules Array(String),
-        failed_steps UInt32,
-        error_type {_LC_NULL},
-        started_at {TS},
-        finished_at Nullable({TS}),
-        duration_ms Nullable(UInt64),
-        last_seq UInt64,
-        is_deleted UInt8,
+{_EXECUTION_COLUMNS}        is_deleted UInt8,
         steps_total UInt32,
         steps_succeeded UInt32,
         steps_failed UInt32,
