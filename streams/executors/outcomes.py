@@ -19,7 +19,6 @@ rows older than ``RETENTION_MS`` are pruned every ``PRUNE_EVERY`` writes.
 from __future__ import annotations
 
 import sqlite3
-import threading
 from pathlib import Path
 
 RETENTION_MS = 7 * 24 * 3600 * 1000
@@ -31,30 +30,25 @@ class Outcomes:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, timeout=30, check_same_thread=False,
-                                   isolation_level=None)  # fmt: skip
+        self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS outcomes (task_id TEXT PRIMARY KEY, "
                          "outcome BLOB NOT NULL, at INTEGER NOT NULL)")  # fmt: skip
-        self._lock = threading.Lock()
         self._writes = 0
 
     def get(self, task_id: str) -> bytes | None:
-        with self._lock:
-            row = self._db.execute("SELECT outcome FROM outcomes WHERE task_id = ?",
-                                   (task_id,)).fetchone()  # fmt: skip
+        row = self._db.execute("SELECT outcome FROM outcomes WHERE task_id = ?",
+                               (task_id,)).fetchone()  # fmt: skip
         return None if row is None else bytes(row[0])
 
     def put(self, task_id: str, outcome: bytes, at_ms: int) -> None:
         """Record ``outcome`` (committed when this returns)."""
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO outcomes VALUES (?, ?, ?)",
-                             (task_id, outcome, at_ms))  # fmt: skip
-            self._writes += 1
-            if self._writes % PRUNE_EVERY == 0:
-                self._db.execute("DELETE FROM outcomes WHERE at < ?", (at_ms - RETENTION_MS,))
+        self._db.execute("INSERT OR REPLACE INTO outcomes VALUES (?, ?, ?)",
+                         (task_id, outcome, at_ms))  # fmt: skip
+        self._writes += 1
+        if self._writes % PRUNE_EVERY == 0:
+            self._db.execute("DELETE FROM outcomes WHERE at < ?", (at_ms - RETENTION_MS,))
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()

@@ -183,7 +183,8 @@ class ExecutorService:
 
     async def _run(self, task: StepTask) -> None:
         """Run ``task`` and send its outcome, recorded first."""
-        await self._send(task.execution_id, started_update(task, now_ms()).model_dump_json())
+        await self._send(task.execution_id,
+                         started_update(task, now_ms()).model_dump_json().encode())
         started = time.perf_counter()
         result = await run_task(self.executors, task, self.ctx)
         outcome = finished_update(task, result, now_ms()).model_dump_json().encode()
@@ -194,9 +195,8 @@ class ExecutorService:
                         "error_type": result.error_type,
                         "ms": round((time.perf_counter() - started) * 1000)})  # fmt: skip
 
-    async def _send(self, execution_id: str, update: str | bytes) -> None:
-        body = update.encode() if isinstance(update, str) else update
-        await self.producer.send_and_wait(self.events_topic, body, key=execution_id.encode())
+    async def _send(self, execution_id: str, update: bytes) -> None:
+        await self.producer.send_and_wait(self.events_topic, update, key=execution_id.encode())
 
     async def commit(self) -> None:
         self._last_commit = time.monotonic()
