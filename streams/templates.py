@@ -84,7 +84,8 @@ def _render_str(text: str, ctx: Mapping[str, Any]) -> Any:
             result = _env.compile_expression(whole.group(1), undefined_to_none=True)(**ctx)
             return result
         return _env.from_string(text).render(**ctx)
-    except (TemplateError, TypeError, ValueError, AttributeError) as exc:
+    except (TemplateError, TypeError, ValueError, AttributeError, ArithmeticError,
+            LookupError) as exc:
         raise ExpressionError(f"template {text!r}: {exc}") from exc
 
 
@@ -111,6 +112,7 @@ def evaluate(expression: str, ctx: Mapping[str, Any]) -> bool:
     """Evaluate a condition to a bool; an error names the expression."""
     try:
         result = _env.compile_expression(to_jinja(expression), undefined_to_none=True)(**ctx)
-    except (TemplateError, TypeError, ValueError, AttributeError) as exc:
+    except (TemplateError, TypeError, ValueError, AttributeError, ArithmeticError,
+            LookupError) as exc:
         raise ExpressionError(f"condition {expression!r}: {exc}") from exc
     return bool(result)
