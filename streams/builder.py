@@ -1,14 +1,27 @@
 """What decide() accumulates while it applies one message: the state so far, the events
-it emitted (each already folded in) and the step tasks it dispatched."""
+it emitted (each already folded in), the step tasks it dispatched and the messages it
+sends to other executions (a sub-execution's start, stop or outcome)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.contracts import Event, StepTask, event_id_for, iso_ms
+from streams.composite import plan_step_of
+from streams.contracts import (
+    ChildFinished,
+    ControlCommand,
+    Event,
+    StartExecution,
+    StepTask,
+    StopExecution,
+    event_id_for,
+    iso_ms,
+)
 from streams.fold import evolve
 from streams.state import ExecutionState
+
+Outbound = StartExecution | StopExecution | ControlCommand | ChildFinished
 
 
 @dataclass
@@ -19,6 +32,7 @@ class Builder:
     received_at: int
     events: list[Event] = field(default_factory=list)
     tasks: list[StepTask] = field(default_factory=list)
+    outbound: list[Outbound] = field(default_factory=list)
 
     def applied(self, cause_id: str) -> bool:
         return self.state is not None and cause_id in self.state.applied
@@ -31,7 +45,7 @@ class Builder:
         st = self.state
         seq = (st.seq if st else 0) + 1
         eid = self.execution_id
-        plan_step = st.plan.step(step_id) if st and st.plan and step_id else None
+        plan_step = plan_step_of(st.plan, step_id) if st and st.plan and step_id else None
         event = Event(
             event_id=event_id_for(eid, seq),
             cause_id=cause_id,

@@ -127,6 +127,8 @@ class StartExecution(_Message):
     workflow_id: str | None = None
     system: str | None = None
     module: str | None = None
+    parent_execution_id: str | None = None  # additive: started by a sub_execution step
+    parent_step_id: str | None = None
 
 
 class FinishExecution(_Message):
@@ -186,6 +188,20 @@ class TaskUpdate(_Message):
     logs: tuple[str, ...] = ()  # log lines for the step (secrets already masked)
 
 
+class ChildFinished(_Message):
+    """A sub-execution's outcome, sent by the worker to its parent (``execution_id``) on
+    `runledger.step-events`; ``child_seq`` (the child's last seq) makes a resend a no-op."""
+
+    kind: Literal["child"] = "child"
+    child_id: str
+    step_id: str
+    child_seq: int
+    status: FinalStatus
+    output: dict[str, Any] = Field(default_factory=dict)
+    message: str = ""
+    error_type: str | None = None
+
+
 class Wake(_Message):
     """Sent by a worker's timer scanner: fire every timer due at ``received_at``."""
 
@@ -203,7 +219,7 @@ class Rehydrate(_Message):
 
 WorkerMessage = Annotated[
     StartExecution | FinishExecution | StopExecution | ControlCommand | ReportBatch | TaskUpdate
-    | Wake | Rehydrate,
+    | ChildFinished | Wake | Rehydrate,
     Field(discriminator="kind"),
 ]
 

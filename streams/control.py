@@ -13,9 +13,11 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from streams import orchestrate
+from streams import orchestrate, subexec
 from streams.builder import Builder
+from streams.composite import layout, split
 from streams.contracts import ControlCommand, iso_ms
+from streams.fanout import Unit
 from streams.state import ExecutionState, attempts_of, reported_status
 from streams.validation import validate_inputs
 
@@ -36,10 +38,10 @@ def apply(b: Builder, msg: ControlCommand) -> None:
     if msg.action == "pause":
         b.emit("execution_paused", cid, now, message=f"paused by {msg.actor}",
                data={**by, "status": "paused"})
+        subexec.steer_children(b, "pause", cid, now)
         return
     if msg.action == "step":
-        ps = orchestrate.ready_steps(st)[0]
-        orchestrate.run_step(b, ps, cid, now)
+        orchestrate.run_step(b, orchestrate.ready_steps(st)[0], cid, now)
         orchestrate.advance(b, cid, now)
         return
     if msg.action == "input":
@@ -47,17 +49,25 @@ def apply(b: Builder, msg: ControlCommand) -> None:
     elif msg.action == "resume":
         b.emit("execution_resumed", cid, now, message=f"resumed by {msg.actor}",
                data={**by, "status": "running"})
+        subexec.steer_children(b, "resume", cid, now)
     elif msg.action == "retry":
-        failed = [sid for sid, s in st.steps.items() if reported_status(s) == "failed"]
-        b.emit("execution_resumed", cid, now, message=f"retrying {', '.join(failed)}",
-               data={**by, "status": "running", "retry_steps": failed, **_new_timeout(st, now)})
         assert st.plan is not None
+        owner = layout(st.plan).owner
+        failed = [ps.id for ps in st.plan.steps if ps.id not in owner and ps.id in st.steps
+                  and reported_status(st.steps[ps.id]) == "failed"]  # fmt: skip
+        again = [sid for sid in _members(st, failed)
+                 if reported_status(st.steps[sid]) == "failed"]  # fmt: skip
+        b.emit("execution_resumed", cid, now, message=f"retrying {', '.join(failed)}",
+               data={**by, "status": "running", "retry_steps": failed,
+                     **({"reset_steps": again} if again else {}),
+                     **_new_timeout(st, now)})  # fmt: skip
         for ps in st.plan.steps:
             if ps.id in failed:
-                orchestrate.run_step(b, ps, cid, now)
+                orchestrate.run_step(b, Unit(ps, ps.id), cid, now)
     elif msg.action == "rerun":
         assert msg.step_id is not None
-        reset = [msg.step_id, *_dependents(st, msg.step_id)]
+        from_steps = [msg.step_id, *_dependents(st, msg.step_id)]
+        reset = [*from_steps, *_members(st, from_steps)]
         b.emit("execution_resumed", cid, now, message=f"rerun from {msg.step_id}",
                data={**by, "status": "running", "from_step": msg.step_id, "reset_steps": reset,
                      "inputs": msg.inputs or {}, **_new_timeout(st, now)})  # fmt: skip
@@ -85,6 +95,10 @@ def _refusal(st: ExecutionState, msg: ControlCommand) -> tuple[Any, ...] | None:
             return ("not_finished", f"rerun applies to a finished execution (it is {st.status})")
         if msg.step_id is None or st.plan.step(msg.step_id) is None:
             return ("unknown_step", f"the plan has no step {msg.step_id!r}")
+        owner = layout(st.plan).owner.get(msg.step_id)
+        if owner is not None:
+            return ("inside_composite", f"step {msg.step_id!r} runs inside {owner!r}; rerun "
+                    f"from {owner!r}")  # fmt: skip
         if msg.inputs:
             problems = validate_inputs(st.plan, {**st.inputs, **msg.inputs},
                                        st.environment or "dev", None)  # fmt: skip
@@ -145,6 +159,16 @@ def _dependents(st: ExecutionState, step_id: str) -> list[str]:
                 found.add(ps.id)
                 changed = True
     return [ps.id for ps in st.plan.steps if ps.id in found and ps.id != step_id]
+
+
+def _members(st: ExecutionState, owners: list[str]) -> list[str]:
+    """The steps the composites among ``owners`` ran: a parallel's branches, every
+    iteration of a loop's body."""
+    assert st.plan is not None
+    lay = layout(st.plan)
+    inside = {m for o in owners for m in lay.members.get(o, ())}
+    return [sid for sid in st.steps if sid in inside or split(sid)[0] in inside
+            and split(sid)[1] is not None]  # fmt: skip
 
 
 def _new_timeout(st: ExecutionState, now: int) -> dict[str, Any]:

@@ -13,7 +13,8 @@ from streams.plan import Plan
 from streams.state import ExecutionState, StepReport, StepState, attempts_of
 
 DEFINITION_KEYS = ("mode", "plan", "inputs", "environment", "workflow_id", "system", "module",
-                   "labels", "timeout_at", "debug")  # fmt: skip
+                   "labels", "timeout_at", "debug", "parent_execution_id",
+                   "parent_step_id")  # fmt: skip
 
 
 def evolve(state: ExecutionState | None, event: Event) -> ExecutionState:
@@ -72,9 +73,12 @@ def _resumed(state: ExecutionState, data: dict[str, Any]) -> dict[str, Any]:
         for sid in reset:
             if sid in steps:
                 old = steps[sid]
-                steps[sid] = old.model_copy(update={
+                fresh: dict[str, Any] = {
                     "cleared": max(len(attempts_of(old)), old.scheduled), "output": None,
-                    "due_at": None, "due_kind": None, "waiting": False})  # fmt: skip
+                    "due_at": None, "due_kind": None, "waiting": False}  # fmt: skip
+                if data.get("command") == "rerun":  # a rerun starts loops and children anew
+                    fresh.update(items=None, child=None)
+                steps[sid] = old.model_copy(update=fresh)
         upd["steps"] = steps
     return upd
 
@@ -135,6 +139,8 @@ def _with_report(state: ExecutionState, event: Event, ts: int) -> dict[str, Step
     }
     if event.event_type == "step_started" and d.get("due_at"):
         upd.update(due_at=ms_of(d["due_at"]), due_kind="delay")
+    if event.event_type == "step_started" and isinstance(d.get("items"), list):
+        upd["items"] = d["items"]
     elif event.event_type != "step_started":
         upd.update(due_at=None, due_kind=None, waiting=False)
     if event.event_type == "step_succeeded" and isinstance(d.get("output"), dict):
@@ -152,6 +158,8 @@ def _with_schedule(state: ExecutionState, event: Event) -> dict[str, StepState]:
         upd: dict[str, Any] = {"scheduled": attempt, "due_at": None, "due_kind": None,
                                "scheduled_at": {**old.scheduled_at,
                                                 attempt: ms_of(event.timestamp)}}  # fmt: skip
+        if event.data.get("child_execution_id"):
+            upd["child"] = str(event.data["child_execution_id"])
     else:
         upd = {"due_at": ms_of(event.data["due_at"]), "due_kind": "retry"}
     steps[event.step_id] = old.model_copy(update=upd)

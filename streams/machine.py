@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from streams import control, orchestrate, steps
-from streams.builder import Builder
+from streams import control, orchestrate, steps, subexec, task_updates
+from streams.builder import Builder, Outbound
 from streams.contracts import (
     STEP_REPORT_TYPES,
+    ChildFinished,
     ControlCommand,
     Event,
     FinishExecution,
@@ -46,11 +47,12 @@ class Decision:
     state: ExecutionState | None
     events: tuple[Event, ...] = ()
     tasks: tuple[StepTask, ...] = ()
+    messages: tuple[Outbound, ...] = ()  # to other executions (sub-executions)
 
 
 Message = (
     StartExecution | FinishExecution | StopExecution | ControlCommand | ReportBatch | TaskUpdate
-    | Wake | Rehydrate
+    | ChildFinished | Wake | Rehydrate
 )
 
 
@@ -58,10 +60,14 @@ def decide(state: ExecutionState | None, msg: Message, cfg: MachineConfig) -> De
     """Apply one message: fire due timers at ``msg.received_at``, then the message."""
     if isinstance(msg, Rehydrate):
         archived = ExecutionState.model_validate(msg.state)
+        now = msg.received_at
         if state is not None and state.seq >= archived.seq:
-            return Decision(state)
-        # The broker may have lost the tasks in flight: send them again (same task ids).
-        return Decision(archived, tasks=tuple(steps.in_flight_tasks(archived, msg.received_at)))
+            return Decision(state, messages=tuple(subexec.notices(state, state, True, now)))
+        # The broker may have lost the tasks in flight and the messages to children or to
+        # the parent: send them again (same ids, so a repeat changes nothing).
+        return Decision(archived, tasks=tuple(steps.in_flight_tasks(archived, now)),
+                        messages=(*subexec.in_flight_children(archived, now),
+                                  *subexec.notices(archived, archived, True, now)))
     b = Builder(state, msg.execution_id, msg.tenant, msg.received_at)
     _fire_timers(b, msg.received_at, cfg)
     if isinstance(msg, StartExecution):
@@ -73,11 +79,16 @@ def decide(state: ExecutionState | None, msg: Message, cfg: MachineConfig) -> De
     elif isinstance(msg, ControlCommand):
         control.apply(b, msg)
     elif isinstance(msg, TaskUpdate):
-        orchestrate.on_task(b, msg)
+        task_updates.on_task(b, msg)
+    elif isinstance(msg, ChildFinished):
+        if subexec.on_child(b, msg):
+            orchestrate.advance(b, f"child:{msg.child_id}:{msg.child_seq}", msg.received_at)
     elif isinstance(msg, ReportBatch):
         for report in msg.reports:
             _report(b, report)
-    return Decision(b.state, tuple(b.events), tuple(b.tasks))
+    resent = isinstance(msg, StartExecution) and msg.parent_execution_id is not None
+    b.outbound += subexec.notices(state, b.state, resent, msg.received_at)
+    return Decision(b.state, tuple(b.events), tuple(b.tasks), tuple(b.outbound))
 
 
 def next_due_at(state: ExecutionState, cfg: MachineConfig) -> int | None:
@@ -112,6 +123,9 @@ def _start(b: Builder, msg: StartExecution) -> None:
         "system": msg.system, "module": msg.module, "labels": msg.labels, "defined": True,
         "actor": msg.actor,
     }  # fmt: skip
+    if msg.parent_execution_id is not None:
+        definition.update(parent_execution_id=msg.parent_execution_id,
+                          parent_step_id=msg.parent_step_id)
     if msg.timeout_sec is not None:
         definition["timeout_at"] = msg.received_at + int(msg.timeout_sec * 1000)
     if msg.debug:

@@ -6,6 +6,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+_ALIASES = {"api": "api_call", "wait": "wait_input", "sub_graph": "sub_execution",
+            "subgraph": "sub_execution"}  # fmt: skip
+
+
+def canonical_type(name: str) -> str:
+    """`API_CALL`, `api`, `Api_Call` → `api_call` (seed 000 and 003 spellings)."""
+    low = name.strip().lower()
+    return _ALIASES.get(low, low)
+
 
 class RetryPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

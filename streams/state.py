@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from streams.composite import layout
 from streams.contracts import FinalStatus, Mode
 from streams.plan import Plan
 
@@ -21,6 +22,8 @@ StepStatus = Literal[
 ]  # fmt: skip
 FINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "stopped"})
 DONE_STEP_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "skipped", "blocked"})
+ACTIVE_STEP_STATUSES: frozenset[str] = frozenset({"scheduled", "running", "retrying",
+                                                  "waiting_input"})  # fmt: skip
 
 # Within one timestamp a start sorts before an outcome.
 _RANK = {"step_started": 0, "step_skipped": 1, "step_failed": 2, "step_succeeded": 2}
@@ -69,6 +72,8 @@ class StepState(BaseModel):
     due_kind: Literal["delay", "retry", "input"] | None = None
     waiting: bool = False  # a wait_input step waiting for its input
     cleared: int = 0  # attempts before a rerun: history, not the step's status
+    items: list[Any] | None = None  # a loop's items, fixed when it first starts
+    child: str | None = None  # a sub_execution's child execution id
 
 
 class ExecutionState(BaseModel):
@@ -95,6 +100,8 @@ class ExecutionState(BaseModel):
     last_activity_at: int = 0
     timeout_at: int | None = None  # orchestrated: when what still runs is stopped
     debug: bool = False  # orchestrated, paused before every step; `step` runs the next
+    parent_execution_id: str | None = None  # a sub-execution: who started it
+    parent_step_id: str | None = None  # ... and for which of its steps
 
     @property
     def finished(self) -> bool:
@@ -132,6 +139,14 @@ def attempts_of(step: StepState) -> list[Attempt]:
     return out
 
 
+def start_time(step: StepState | None, now: int) -> int:
+    """When a step the machine starts again now is recorded as started: after its last
+    outcome (within one millisecond a start sorts before an outcome and would join the
+    attempt that outcome closed)."""
+    last = max((r.ts for r in step.reports), default=None) if step is not None else None
+    return now if last is None or last < now else last + 1
+
+
 def next_attempt(step: StepState | None) -> int:
     """The number the step's next attempt gets (attempts are counted across reruns)."""
     return max(step.scheduled, len(attempts_of(step))) + 1 if step else 1
@@ -155,26 +170,35 @@ def reported_status(step: StepState) -> StepStatus:
 
 
 def step_statuses(state: ExecutionState) -> dict[str, StepStatus]:
-    """Every known step's status; plan steps that wait on a failed step are ``blocked``."""
+    """Every known step's status; plan steps that wait on a failed step are ``blocked``.
+    A loop's body steps have no status of their own (their iterations do); a parallel's
+    branch that never started reads as its parallel when that was skipped or blocked."""
     statuses: dict[str, StepStatus] = {sid: reported_status(s) for sid, s in state.steps.items()}
     if state.plan is not None:
+        lay = layout(state.plan)
         for ps in state.plan.steps:
-            statuses.setdefault(ps.id, "pending")
+            if not lay.is_loop_member(ps.id):
+                statuses.setdefault(ps.id, "pending")
         changed = True
         while changed:
             changed = False
             for ps in state.plan.steps:
-                if statuses[ps.id] != "pending":
+                if statuses.get(ps.id) != "pending":
                     continue
+                owner = statuses.get(lay.owner.get(ps.id, ""))
                 if any(statuses.get(d) in ("failed", "blocked") for d in ps.depends_on):
                     statuses[ps.id] = "blocked"
                     changed = True
-    if state.status == "stopped" or (state.finished and state.mode == "orchestrated"):
-        for sid, st in statuses.items():
-            if st == "failed" and _abandoned(state.steps.get(sid)):
-                statuses[sid] = "stopped"
-            if st in ("running", "retrying", "scheduled", "waiting_input"):
-                statuses[sid] = "stopped"
+                elif owner in ("skipped", "blocked"):
+                    statuses[ps.id] = owner
+                    changed = True
+    orchestrated = state.mode == "orchestrated"
+    ended = state.status == "stopped" or (state.finished and orchestrated)
+    for sid, st in statuses.items():
+        if st == "failed" and (orchestrated or ended) and _abandoned(state.steps.get(sid)):
+            statuses[sid] = "stopped"  # stopped by a command, a timeout or a decided race
+        elif ended and st in ACTIVE_STEP_STATUSES:
+            statuses[sid] = "stopped"
     return statuses
 
 

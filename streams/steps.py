@@ -8,46 +8,72 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from streams.composite import layout, plan_step_of, qualify, split
 from streams.contracts import StepTask, TaskUpdate, task_id_for
 from streams.executors.masking import mask_secrets, mask_url
-from streams.plan import PlanStep, RetryPolicy
-from streams.state import ExecutionState, step_statuses
+from streams.plan import PlanStep, RetryPolicy, canonical_type
+from streams.state import ACTIVE_STEP_STATUSES, ExecutionState, step_statuses
 from streams.templates import ExpressionError, context, evaluate, render
-from streams.validation import canonical_type
 
 STOPPED = "Stopped"  # error_type of an attempt abandoned by stop or the execution timeout
 INLINE_TYPES = frozenset({"start", "end", "condition", "transform"})
 WAITING_TYPES = frozenset({"external"})
+# Run by the machine itself, never handed to a step executor:
+MACHINE_TYPES = INLINE_TYPES | WAITING_TYPES | {"delay", "wait_input", "parallel", "loop",
+                                                "sub_execution"}  # fmt: skip
 
 
-def resolved_input(st: ExecutionState, ps: PlanStep) -> dict[str, Any]:
+def resolved_input(st: ExecutionState, ps: PlanStep, sid: str) -> dict[str, Any]:
     """A step's config with its templates resolved, secrets masked (what debug shows)."""
     try:
-        return masked_input(render(dict(ps.config), template_context(st)))
+        return masked_input(render(dict(ps.config), template_context(st, sid)))
     except ExpressionError as exc:
         return {"error": str(exc)}
 
 
-def inline_output(st: ExecutionState, ps: PlanStep, kind: str) -> dict[str, Any]:
+def inline_output(st: ExecutionState, ps: PlanStep, sid: str, kind: str) -> dict[str, Any]:
     if kind == "condition":
-        return {"result": evaluate(str(ps.config["expression"]), template_context(st))}
+        return {"result": evaluate(str(ps.config["expression"]), template_context(st, sid))}
     if kind == "transform":
-        mapped = render(dict(ps.config.get("mapping") or {}), template_context(st))
+        mapped = render(dict(ps.config.get("mapping") or {}), template_context(st, sid))
         return mapped if isinstance(mapped, dict) else {"value": mapped}
     return {}
 
 
-def template_context(st: ExecutionState) -> dict[str, Any]:
-    outputs = {sid: s.output for sid, s in st.steps.items() if s.output is not None}
-    return context(st.inputs, outputs, st.execution_id)
+def template_context(st: ExecutionState, sid: str | None = None) -> dict[str, Any]:
+    """What templates see at step ``sid``: inside a loop's iteration, the body steps of
+    that iteration by their plain ids and ``loop.index`` / ``loop.item``."""
+    outputs = {k: s.output for k, s in st.steps.items() if s.output is not None}
+    base, i = split(sid) if sid is not None else ("", None)
+    owner = layout(st.plan).owner.get(base) if st.plan is not None and i is not None else None
+    if owner is None or i is None:
+        return context(st.inputs, outputs, st.execution_id)
+    return loop_context(st, owner, i, outputs)
 
 
-def task_for(st: ExecutionState, ps: PlanStep, attempt: int, now: int) -> StepTask:
-    """The task for one attempt of ``ps`` (its config rendered against the state)."""
-    config = render(dict(ps.config), template_context(st))
+def loop_context(
+    st: ExecutionState, loop_id: str, i: int, outputs: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The template names of iteration ``i`` of loop ``loop_id``."""
+    assert st.plan is not None
+    if outputs is None:
+        outputs = {k: s.output for k, s in st.steps.items() if s.output is not None}
+    for m in layout(st.plan).members.get(loop_id, ()):
+        outputs.pop(m, None)
+        if qualify(m, i) in outputs:
+            outputs[m] = outputs[qualify(m, i)]
+    loop_step = st.steps.get(loop_id)
+    items = loop_step.items if loop_step is not None else None
+    item = items[i] if items is not None and i < len(items) else None
+    return context(st.inputs, outputs, st.execution_id, {"index": i, "item": item})
+
+
+def task_for(st: ExecutionState, ps: PlanStep, sid: str, attempt: int, now: int) -> StepTask:
+    """The task for one attempt of step ``sid`` (its config rendered against the state)."""
+    config = render(dict(ps.config), template_context(st, sid))
     return StepTask(
-        task_id=task_id_for(st.execution_id, ps.id, attempt), execution_id=st.execution_id,
-        tenant=st.tenant, step_id=ps.id, attempt=attempt, type=canonical_type(ps.type),
+        task_id=task_id_for(st.execution_id, sid, attempt), execution_id=st.execution_id,
+        tenant=st.tenant, step_id=sid, attempt=attempt, type=canonical_type(ps.type),
         system=ps.system, module=ps.module, config=config, timeout=ps.timeout,
         dispatched_at=now,
     )  # fmt: skip
@@ -82,9 +108,7 @@ def backoff_ms(policy: RetryPolicy, execution_id: str, step_id: str, attempt: in
 
 
 def active_steps(st: ExecutionState) -> list[str]:
-    statuses = step_statuses(st)
-    return [sid for sid, s in statuses.items()
-            if s in ("scheduled", "running", "retrying", "waiting_input")]  # fmt: skip
+    return [sid for sid, s in step_statuses(st).items() if s in ACTIVE_STEP_STATUSES]
 
 
 def in_flight_tasks(st: ExecutionState, now: int) -> list[StepTask]:
@@ -93,14 +117,13 @@ def in_flight_tasks(st: ExecutionState, now: int) -> list[StepTask]:
         return []
     statuses = step_statuses(st)
     out = []
-    for ps in st.plan.steps:
-        step = st.steps.get(ps.id)
-        kind = canonical_type(ps.type)
-        if step is None or kind in WAITING_TYPES or kind in INLINE_TYPES or kind == "delay":
+    for sid, step in st.steps.items():
+        ps = plan_step_of(st.plan, sid)
+        if ps is None or canonical_type(ps.type) in MACHINE_TYPES:
             continue
-        if statuses[ps.id] in ("scheduled", "running"):
+        if statuses.get(sid) in ("scheduled", "running"):
             try:
-                out.append(task_for(st, ps, step.scheduled, now))
+                out.append(task_for(st, ps, sid, step.scheduled, now))
             except ExpressionError:
                 continue
     return out

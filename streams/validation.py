@@ -17,7 +17,8 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from streams.plan import Plan, plan_problems
+from streams.composite import composite_problems
+from streams.plan import Plan, canonical_type, plan_problems
 from streams.templates import ExpressionError, check_condition
 
 
@@ -79,7 +80,7 @@ class WaitInputConfig(_Config):
 
 
 class SubExecutionConfig(_Config):
-    plan: dict[str, Any] | None = None
+    plan: dict[str, Any] = Field(description="the child's plan (saved workflows: not yet)")
     workflow_id: str | None = None
     inputs: dict[str, Any] = Field(default_factory=dict)
 
@@ -98,8 +99,6 @@ STEP_CONFIGS: dict[str, type[BaseModel]] = {
     "wait_input": WaitInputConfig, "sub_execution": SubExecutionConfig, "start": NoConfig,
     "end": NoConfig, "external": ExternalConfig,
 }  # fmt: skip
-_ALIASES = {"api": "api_call", "wait": "wait_input", "sub_graph": "sub_execution",
-            "subgraph": "sub_execution"}  # fmt: skip
 _STEP_LISTS = {"condition": ("true_path", "false_path"), "parallel": ("branches",),
                "loop": ("body",)}  # fmt: skip
 _TEMPLATE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)(?:\.([A-Za-z_][A-Za-z0-9_]*))?")
@@ -107,12 +106,6 @@ _ROOT_NAMES = frozenset({"input", "inputs", "steps", "loop", "execution", "secre
                          "false", "none", "True", "False", "None"})
 INPUT_TYPES = ("string", "integer", "number", "boolean", "object", "array", "date")
 ENVIRONMENTS = ("dev", "test", "stage", "prod")
-
-
-def canonical_type(name: str) -> str:
-    """`API_CALL`, `api`, `Api_Call` → `api_call` (seed 000 and 003 spellings)."""
-    low = name.strip().lower()
-    return _ALIASES.get(low, low)
 
 
 def validate_plan(
@@ -156,20 +149,25 @@ def validate_plan(
         for ref in sorted(_step_refs(step.config) - ids):
             problems.append({"step_id": step.id,
                              "problem": f"template refers to unknown step {ref!r}"})
-    problems += _unreachable(plan)
+    problems += composite_problems(plan) + _unreachable(plan)
+    for step in plan.steps:
+        child = step.config.get("plan") if canonical_type(step.type) == "sub_execution" else None
+        if isinstance(child, dict):
+            problems += _child_plan_problems(step.id, child, plugins)
     return problems
 
 
-# Step types the orchestrator cannot run yet (parallel fan-out, loops and sub-executions
-# come with the workflows issue).
-NOT_RUNNABLE_YET = frozenset({"parallel", "loop", "sub_execution"})
-
-
-def not_runnable_yet(plan: Plan) -> list[dict[str, str]]:
-    """Steps of types the orchestrated mode cannot run yet, each named."""
-    return [{"step_id": s.id, "problem": f"step type {canonical_type(s.type)!r} cannot be "
-             "orchestrated yet (tracked mode can report it)"}
-            for s in plan.steps if canonical_type(s.type) in NOT_RUNNABLE_YET]  # fmt: skip
+def _child_plan_problems(
+    step_id: str, child: dict[str, Any], plugins: Mapping[str, type[BaseModel]] | None
+) -> list[dict[str, str]]:
+    """A sub_execution's plan, checked as any plan (its problems named under the step)."""
+    try:
+        plan = Plan.model_validate(child)
+    except ValidationError as exc:
+        return [{"step_id": step_id, "problem": f"config.plan: {e['msg']} at "
+                 + ".".join(str(p) for p in e["loc"])} for e in exc.errors()]  # fmt: skip
+    return [{"step_id": step_id, "problem": f"config.plan: step {p['step_id']}: {p['problem']}"}
+            for p in validate_plan(plan, plugins)]  # fmt: skip
 
 
 def _strings(value: Any) -> list[str]:

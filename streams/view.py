@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from streams.composite import layout, plan_step_of, split
 from streams.contracts import iso_ms
-from streams.state import ExecutionState, attempts_of, progress_of, step_statuses
-
-ACTIVE_STEP_STATUSES = frozenset({"running", "retrying", "scheduled", "waiting_input"})
+from streams.state import (
+    ACTIVE_STEP_STATUSES,
+    ExecutionState,
+    attempts_of,
+    progress_of,
+    step_statuses,
+)
 
 
 def _iso(ms: int | None) -> str | None:
@@ -15,7 +20,9 @@ def _iso(ms: int | None) -> str | None:
 
 
 def ordered_step_ids(state: ExecutionState) -> list[str]:
-    """Plan order first, then reported-only steps by first start time (stable)."""
+    """Plan order first (a loop's iterations after the loop, a body step's template not
+    shown), then reported-only steps by first start time (stable)."""
+    lay = layout(state.plan) if state.plan else None
     ids = [s.id for s in state.plan.steps] if state.plan else []
     known = set(ids)
 
@@ -24,7 +31,26 @@ def ordered_step_ids(state: ExecutionState) -> list[str]:
         return (attempts[0].started_at if attempts else 0, sid)
 
     extra = sorted((sid for sid in state.steps if sid not in known), key=first_seen)
-    return ids + extra
+    if lay is None:
+        return ids + extra
+    iterations: dict[str, list[str]] = {}
+    for sid in extra:
+        loop = lay.owner.get(split(sid)[0]) if split(sid)[1] is not None else None
+        if loop is not None and lay.kinds.get(loop) == "loop":
+            iterations.setdefault(loop, []).append(sid)
+    order = {sid: n for n, sid in enumerate(ids)}
+
+    def iteration_order(sid: str) -> tuple[int, int]:
+        base, i = split(sid)
+        return (i or 0, order.get(base, 0))
+
+    out: list[str] = []
+    for sid in ids:
+        if not lay.is_loop_member(sid):
+            out.append(sid)
+            out.extend(sorted(iterations.get(sid, ()), key=iteration_order))
+    placed = {s for its in iterations.values() for s in its}
+    return out + [sid for sid in extra if sid not in placed]
 
 
 def step_rows(state: ExecutionState) -> list[dict[str, Any]]:
@@ -34,7 +60,7 @@ def step_rows(state: ExecutionState) -> list[dict[str, Any]]:
         step = state.steps.get(sid)
         attempts = attempts_of(step) if step else []
         last = attempts[-1] if attempts else None
-        plan_step = state.plan.step(sid) if state.plan else None
+        plan_step = plan_step_of(state.plan, sid) if state.plan else None
         rows.append({
             "step_id": sid,
             "status": statuses.get(sid, "pending"),
@@ -47,6 +73,7 @@ def step_rows(state: ExecutionState) -> list[dict[str, Any]]:
             "error": last.error if last else None,
             "error_type": last.error_type if last else None,
             "output": step.output if step else None,
+            **({"child_execution_id": step.child} if step and step.child else {}),
         })  # fmt: skip
     return rows
 
@@ -77,5 +104,7 @@ def describe(state: ExecutionState) -> dict[str, Any]:
         "error_type": state.error_type,
         "environment": state.environment,
         "labels": state.labels,
+        "parent_execution_id": state.parent_execution_id,
+        "child_executions": [s.child for s in state.steps.values() if s.child],
         "last_seq": state.seq,
     }

@@ -27,7 +27,7 @@ async def start_execution(body: StartRequest, ctx: Ctx, idempotency_key: Idempot
     """Start an execution (202). The same id or Idempotency-Key again creates nothing new."""
     # Nothing is journaled or appended for an invalid plan or invalid inputs.
     if body.plan is not None:
-        check_plan(body.plan, body.mode)
+        check_plan(body.plan)
     check_inputs(body.plan, body.inputs, body.environment, body.timeout_sec)
     if body.execution_id:
         eid = body.execution_id

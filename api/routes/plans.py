@@ -12,7 +12,7 @@ from api.envelope import ApiError, ok
 from api.models import InputsBody, PlanBody
 from streams.executors.registry import load_executors
 from streams.plan import Plan
-from streams.validation import not_runnable_yet, validate_inputs, validate_plan
+from streams.validation import validate_inputs, validate_plan
 
 router = APIRouter(prefix="/api/v1", tags=["plans"])
 
@@ -24,11 +24,9 @@ def plugin_step_types() -> dict[str, type[BaseModel]]:
     return {name: ex.config_model for name, ex in load_executors().items()}
 
 
-def check_plan(plan: Plan, mode: str | None = None) -> None:
+def check_plan(plan: Plan) -> None:
     """422 naming every problem and the step it concerns."""
     problems = validate_plan(plan, plugin_step_types())
-    if mode == "orchestrated":
-        problems += not_runnable_yet(plan)
     if problems:
         raise ApiError(422, "invalid_plan", f"{len(problems)} problem(s) in the plan: "
                        + "; ".join(f"{p['step_id']}: {p['problem']}" for p in problems[:5]),

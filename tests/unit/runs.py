@@ -25,7 +25,7 @@ def start(p: Plan, at: int = T0, timeout_sec: float | None = None, debug: bool =
 
 
 def update(task: StepTask, phase: str, at: int, **kw: Any) -> TaskUpdate:
-    return TaskUpdate(execution_id="e1", received_at=at, task_id=task.task_id,
+    return TaskUpdate(execution_id=task.execution_id, received_at=at, task_id=task.task_id,
                       step_id=task.step_id, attempt=task.attempt, phase=phase, **kw)
 
 
@@ -36,12 +36,14 @@ class Run:
         self.state: ExecutionState | None = None
         self.events: list[Any] = []
         self.tasks: list[StepTask] = []
+        self.messages: list[Any] = []  # to other executions
 
     def __call__(self, msg: Any) -> Run:
         d = decide(self.state, msg, CFG)
         self.state = d.state
         self.events.extend(d.events)
         self.tasks.extend(d.tasks)
+        self.messages.extend(d.messages)
         return self
 
     def task(self, step_id: str) -> StepTask:
