@@ -162,24 +162,56 @@ async def reappend(
 
 async def _rehydrate(
     settings: Settings, ch: ClickHouse, producer: AIOKafkaProducer, execution_ids: list[str],
-    database: str, progress: Progress | None,
+    database: str, progress: Progress | None, sent: set[str] | None = None,
 ) -> int:
+    """Send each execution's archived state. A parent of sub-executions goes after its
+    children (theirs first, recursively): its restored state sends their starts again,
+    and a child must already be there to ignore that start (or, finished, to answer it
+    with its outcome) rather than run again."""
     # The worker reads both input topics and their relative order is not kept: the state
     # goes on each, so whatever follows on either topic finds it there first.
     inputs = (settings.topic("commands"), settings.topic("step-events"))
     now = int(time.time() * 1000)
-    sent = 0
+    sent = set() if sent is None else sent
+    parents: list[tuple[str, str, bytes]] = []
+    children: set[str] = set()
+
+    def records(eid: str, tenant: str, state: bytes) -> list[tuple[str, str, bytes]]:
+        head = Rehydrate(execution_id=eid, tenant=tenant, received_at=now, state={})
+        body = orjson.dumps({**head.model_dump(mode="json"),
+                             "state": orjson.Fragment(state)})  # fmt: skip
+        return [(topic, eid, body) for topic in inputs]
+
     async for page in archived_states(ch, database, execution_ids):
         items = []
         for eid, tenant, state in page:
-            head = Rehydrate(execution_id=eid, tenant=tenant, received_at=now, state={})
-            body = orjson.dumps({**head.model_dump(mode="json"),
-                                 "state": orjson.Fragment(state)})  # fmt: skip
-            items.append([(topic, eid, body) for topic in inputs])
-        await _send_in_order(producer, items, "executions", progress, done=sent,
+            kids = _children(state)
+            if kids:
+                parents.append((eid, tenant, state))
+                children |= kids
+            else:
+                items.append(records(eid, tenant, state))
+                sent.add(eid)
+        await _send_in_order(producer, items, "executions", progress, done=len(sent),
                              total=len(execution_ids))  # fmt: skip
-        sent += len(items)
-    return sent
+    waiting = {eid for eid, _, _ in parents}
+    if children - sent - waiting:
+        await _rehydrate(settings, ch, producer, sorted(children - sent - waiting), database,
+                         None, sent)  # fmt: skip
+    # Deepest first: a child's id extends its parent's.
+    parents.sort(key=lambda p: -len(p[0]))
+    await _send_in_order(producer, [records(*p) for p in parents], "executions", progress,
+                         done=len(sent), total=len(execution_ids))  # fmt: skip
+    sent |= waiting
+    return len(sent)
+
+
+def _children(state: bytes) -> set[str]:
+    """The child execution ids an archived state names (none: no parse)."""
+    if b'"child":"' not in state:
+        return set()
+    steps = orjson.loads(state).get("steps") or {}
+    return {s["child"] for s in steps.values() if s.get("child")}
 
 
 async def _append(

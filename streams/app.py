@@ -32,7 +32,16 @@ from runledger import generations
 from runledger.kafka import COMPRESSION, changelog_topic, patch_broker_quirks, worker_app_id
 from runledger.metrics import DEAD_LETTERS, DECIDE_SECONDS, EVENTS, STEP_OUTCOMES
 from runledger.settings import Settings
-from streams.contracts import DeadLetter, Event, EventsMessage, StepTask, Wake, WorkerMessage
+from streams.builder import Outbound
+from streams.contracts import (
+    ChildFinished,
+    DeadLetter,
+    Event,
+    EventsMessage,
+    StepTask,
+    Wake,
+    WorkerMessage,
+)
 from streams.cursor import admit, cursor_key, is_cursor_key
 from streams.machine import MachineConfig, Message, decide, next_due_at
 from streams.rereader import Rereader
@@ -104,6 +113,7 @@ class ExecutionWorker:
         raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
         self.source = self.app.topic(s.topic("commands"), s.topic("step-events"), **raw)
         self.commands = self.app.topic(s.topic("commands"), **raw)
+        self.step_events = self.app.topic(s.topic("step-events"), **raw)
         self.events = self.app.topic(s.topic("events"), **raw)
         self.tasks = self.app.topic(s.topic("tasks"), **raw)
         self.dead_letters = self.app.topic(s.topic("dead-letters"), **raw)
@@ -155,6 +165,7 @@ class ExecutionWorker:
             state = before = self._load(eid)
             out: list[Event] = []
             tasks: list[StepTask] = []
+            outbound: list[Outbound] = []
             for ev, msg in items:
                 started = time.perf_counter()
                 try:
@@ -167,6 +178,7 @@ class ExecutionWorker:
                 state = decision.state
                 out.extend(decision.events)
                 tasks.extend(decision.tasks)
+                outbound.extend(decision.messages)
             if out:
                 _count(out)
                 body = EventsMessage(events=tuple(out)).model_dump_json().encode()
@@ -175,6 +187,10 @@ class ExecutionWorker:
                 acks.append(await self.tasks.send(key=eid.encode(),
                                                   value=task.model_dump_json().encode(),
                                                   force=True))  # fmt: skip
+            for m in outbound:  # to other executions: a child's start/stop, its outcome
+                topic = self.step_events if isinstance(m, ChildFinished) else self.commands
+                acks.append(await topic.send(key=m.execution_id.encode(),
+                                             value=m.model_dump_json().encode(), force=True))
             if state is not None and self._evictable(state, [m for _, m in items]):
                 evicted[eid] = items[-1][0]
             elif state is not None and state is not before:  # new events, or a rehydrate
