@@ -126,6 +126,56 @@ def test_a_delay_and_a_call_in_flight_survive_a_full_restart(root: Path):
             p.stop()
 
 
+def test_sub_executions_running_or_finished_survive_a_full_restart(root: Path):
+    """One parent's child is in a 4 s delay when the product stops, another's child has
+    finished while its parent waits in a delay: after the restart (the broker restored from
+    ClickHouse) both parents succeed, no child runs again, every call is made once."""
+    with serve() as service:
+        url = service.base_url
+        running, done = f"par_{uuid.uuid4().hex[:8]}", f"pad_{uuid.uuid4().hex[:8]}"
+
+        def parent(eid: str, child: list[dict], after: list[dict]) -> dict:
+            return {"execution_id": eid, "plan": {"steps": [
+                {"id": "sub", "type": "sub_execution", "config": {"plan": {"steps": child}}},
+                *after,
+                {"id": "last", "type": "api_call", "dependsOn": [after[-1]["id"] if after
+                                                                 else "sub"],
+                 "config": {"url": f"{url}/json/{eid}/last"}}]}}  # fmt: skip
+
+        p = launch(root)
+        try:
+            p.wait_ready()
+            with _client(p) as api:
+                assert api.post("/api/v1/executions", json=parent(running, [
+                    {"id": "wait", "type": "delay", "config": {"seconds": 4}},
+                    {"id": "call", "type": "api_call", "dependsOn": ["wait"],
+                     "config": {"url": f"{url}/json/{running}/child"}}], [])).status_code == 202
+                assert api.post("/api/v1/executions", json=parent(done, [
+                    {"id": "call", "type": "api_call",
+                     "config": {"url": f"{url}/json/{done}/child"}}], [
+                    {"id": "wait", "type": "delay", "dependsOn": ["sub"],
+                     "config": {"seconds": 4}}])).status_code == 202  # fmt: skip
+                wait_for(lambda: _detail(api, done).get("current_steps") == ["wait"]
+                         and _detail(api, f"{running}.sub.1").get("current_steps") == ["wait"])
+                child_seq = _detail(api, f"{done}.sub.1")["last_seq"]
+        finally:
+            assert p.stop(signal.SIGTERM) == 0
+        p = launch(root)
+        try:
+            p.wait_ready()
+            with _client(p) as api:
+                for eid in (running, done):
+                    wait_for(lambda eid=eid: _detail(api, eid)["status"] == "succeeded",
+                             timeout=90)
+                assert _detail(api, f"{running}.sub.1")["status"] == "succeeded"
+                assert _detail(api, f"{done}.sub.1")["last_seq"] == child_seq
+            for eid in (running, done):
+                assert service.count(f"/json/{eid}/child") == 1
+                assert service.count(f"/json/{eid}/last") == 1
+        finally:
+            p.stop()
+
+
 @pytest.mark.slow  # a fault test (make test-slow): ~30-55 s
 def test_sigkill_of_every_process_loses_no_accepted_report_and_doubles_nothing(root: Path):
     p = launch(root)
