@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from streams.composite import layout, plan_step_of, split
 from streams.state import Attempt, ExecutionState, attempts_of, progress_of
 
 COLUMNS = (
@@ -38,10 +39,19 @@ def ran(attempts: list[Attempt]) -> list[Attempt]:
 def placement(state: ExecutionState, step_id: str) -> tuple[str | None, str | None]:
     """A step's (system, module): as reported, else as its plan step says."""
     step = state.steps[step_id]
-    plan_step = state.plan.step(step_id) if state.plan else None
+    plan_step = plan_step_of(state.plan, step_id) if state.plan else None
     system = step.system or (plan_step.system if plan_step else None)
     module = step.module or (plan_step.module if plan_step else None)
     return system, module
+
+
+def stats_key(state: ExecutionState, step_id: str) -> str:
+    """The step id statistics group by: a loop's iterations (``get[3]``) count as their
+    body step (``get``)."""
+    base, i = split(step_id)
+    if i is None or state.plan is None or not layout(state.plan).is_loop_member(base):
+        return step_id
+    return base
 
 
 def figures(state: ExecutionState) -> dict[str, Any]:
@@ -52,6 +62,7 @@ def figures(state: ExecutionState) -> dict[str, Any]:
     error_types: set[str] = set()
     failed_steps = 0
     last_status: dict[str, str] = {}  # of the steps that ran
+    loop_steps: set[str] = set()  # body steps of loops, whose iterations ran
     for step_id in sorted(state.steps):
         step = state.steps[step_id]
         every = attempts_of(step)
@@ -64,12 +75,15 @@ def figures(state: ExecutionState) -> dict[str, Any]:
         attempts = ran(every)
         if attempts:
             last_status[step_id] = attempts[-1].status
+        key = stats_key(state, step_id)
+        if key != step_id:
+            loop_steps.add(key)
         for a in attempts:
             scheduled = step.scheduled_at.get(a.attempt)
             if a.error_type:
                 error_types.add(a.error_type)
             for name, value in (
-                ("a_step_id", step_id), ("a_attempt", a.attempt), ("a_system", system),
+                ("a_step_id", key), ("a_attempt", a.attempt), ("a_system", system),
                 ("a_module", module), ("a_status", a.status), ("a_started_at", a.started_at),
                 ("a_finished_at", a.finished_at), ("a_duration_ms", a.duration_ms),
                 ("a_error_type", a.error_type), ("a_error", a.error),
@@ -81,7 +95,7 @@ def figures(state: ExecutionState) -> dict[str, Any]:
         systems=sorted(systems), modules=sorted(modules), failed_steps=failed_steps,
         steps_total=len(statuses), steps_succeeded=statuses.count("succeeded"),
         steps_failed=statuses.count("failed"), steps_running=statuses.count("running"),
-        step_ids=sorted(last_status), error_types=sorted(error_types),
+        step_ids=sorted(last_status.keys() | loop_steps), error_types=sorted(error_types),
     )  # fmt: skip
     return out
 

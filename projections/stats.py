@@ -10,7 +10,8 @@ match the filters:
   p50/p95/p99 by ``quantilesExactInclusive`` (exact, linearly interpolated between
   ranks like numpy's default).
 - ``slowest_steps``: per step id, its attempts' p95 and avg duration and ``runs`` = the
-  executions it ran in; top 10 by p95.
+  executions it ran in; top 10 by p95. A loop's iterations (``get[0]``, ``get[1]``, …)
+  count as their body step (``get``) here, in bottlenecks and in search by ``step_id``.
 - ``bottlenecks``: per step id, the sum of its attempts' durations over the sum of the
   executions' durations (parallel steps may add up to more than 1); top 10.
 - ``queue_wait``: scheduled → started per step attempt that a step executor was handed

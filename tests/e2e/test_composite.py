@@ -32,7 +32,7 @@ def test_a_plan_with_a_parallel_a_loop_and_a_sub_execution_runs_each_once(
              {"id": "charge", "type": "api_call",
               "config": {"url": f"{url}/json/{eid}/charge?n={{{{ input.n }}}}"}}]}}},
         {"id": "end", "type": "end", "dependsOn": ["sub"]},
-    ])  # fmt: skip
+    ], workflow_id=f"wf_{eid}")  # fmt: skip
     got = finished(api, eid)
     assert got["status"] == "succeeded", got
     counts = {p: service.count(f"/json/{eid}/{p}") for p in
@@ -52,6 +52,15 @@ def test_a_plan_with_a_parallel_a_loop_and_a_sub_execution_runs_each_once(
                      and r.json()["data"])  # fmt: skip
     assert child["parent_execution_id"] == eid and child["status"] == "succeeded"
     assert steps["sub"]["output"]["outputs"]["charge"]["data"]["query"] == {"n": ["3"]}
+
+    # Records keep each iteration; statistics and search count them as the body step.
+    records = api.get("/api/v1/tracking/records", params={"execution_id": eid}).json()["data"]
+    assert {"get[0]", "get[1]"} <= {r["step_id"] for r in records["items"]}
+    stats = api.get(f"/api/v1/stats/workflows/wf_{eid}").json()["data"]
+    slowest = {s["step_id"]: s for s in stats["slowest_steps"]}
+    assert "get" in slowest and "get[0]" not in slowest and slowest["get"]["runs"] == 1
+    found = api.get("/api/v1/executions", params={"step_id": "get", "workflow_id": f"wf_{eid}"})
+    assert [x["execution_id"] for x in found.json()["data"]["items"]] == [eid]
 
 
 def test_retry_runs_only_the_failed_iteration_of_a_loop(api: httpx.Client, service: Stub):
