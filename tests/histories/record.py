@@ -15,6 +15,7 @@ from pathlib import Path
 import orjson
 
 from streams.contracts import (
+    ChildFinished,
     ControlCommand,
     FinishExecution,
     Rehydrate,
@@ -54,6 +55,19 @@ CONTROLLED = Plan.model_validate({"id": "ctl", "steps": [
     {"id": "approve", "type": "wait_input", "dependsOn": ["load"]},
     {"id": "book", "type": "api_call", "dependsOn": ["approve"], "system": "FIN",
      "config": {"url": "http://fin/book"}},
+]})  # fmt: skip
+
+
+COMPOSITE = Plan.model_validate({"id": "comp", "steps": [
+    {"id": "fan", "type": "parallel", "config": {"branches": ["a", "b"], "max_concurrent": 1}},
+    {"id": "a", "type": "api_call", "config": {"url": "http://a"}},
+    {"id": "b", "type": "transform", "config": {"mapping": {"x": "{{ a.n }}"}}},
+    {"id": "each", "type": "loop", "dependsOn": ["fan"],
+     "config": {"items": "{{ input.ids }}", "body": ["get"]}},
+    {"id": "get", "type": "api_call", "config": {"url": "http://g/{{ loop.item }}"}},
+    {"id": "sub", "type": "sub_execution", "dependsOn": ["each"],
+     "config": {"plan": {"steps": [{"id": "k", "type": "api_call",
+                                    "config": {"url": "http://k"}}]}}},
 ]})  # fmt: skip
 
 
@@ -135,6 +149,23 @@ def scenarios() -> dict[str, list]:
             _t("book", 3, "started", 4_010),
             _t("book", 3, "succeeded", 4_020, output={"booked": 2}),
             Rehydrate(execution_id=e, received_at=5_000, state={"execution_id": e}),
+        ],
+        "orchestrated_composite": [
+            StartExecution(execution_id=e, received_at=1_000, command_id="c1",
+                           mode="orchestrated", plan=COMPOSITE, inputs={"ids": ["p", "q"]}),
+            _t("a", 1, "succeeded", 1_100, output={"n": 4}),
+            _t("get[0]", 1, "succeeded", 1_200, output={"v": 1}),
+            _c("p1", "pause", 1_250),
+            _t("get[1]", 1, "failed", 1_300, error="HTTP 500", error_type="HttpError"),
+            _c("r1", "retry", 1_400),
+            _c("p2", "resume", 1_410),
+            _t("get[1]", 2, "succeeded", 1_500, output={"v": 2}),
+            ChildFinished(execution_id=e, received_at=1_600, child_id="exec_hist.sub.1",
+                          step_id="sub", child_seq=4, status="failed", error_type="HttpError"),
+            _c("r2", "retry", 1_700),
+            ChildFinished(execution_id=e, received_at=1_800, child_id="exec_hist.sub.1",
+                          step_id="sub", child_seq=9, status="succeeded",
+                          output={"outputs": {"k": {"ok": True}}}),
         ],
     }
 
