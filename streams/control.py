@@ -13,7 +13,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from streams import orchestrate, subexec
+from streams import orchestrate, subexec, timers
 from streams.builder import Builder
 from streams.composite import layout, split
 from streams.contracts import ControlCommand, iso_ms
@@ -71,7 +71,7 @@ def apply(b: Builder, msg: ControlCommand) -> None:
         b.emit("execution_resumed", cid, now, message=f"rerun from {msg.step_id}",
                data={**by, "status": "running", "from_step": msg.step_id, "reset_steps": reset,
                      "inputs": msg.inputs or {}, **_new_timeout(st, now)})  # fmt: skip
-    orchestrate.fire_timers(b, now)  # a retry that came due while paused goes now
+    timers.fire_timers(b, now)  # a retry that came due while paused goes now
     orchestrate.advance(b, cid, now)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from streams import control, orchestrate, steps, subexec, task_updates
+from streams import control, orchestrate, steps, subexec, task_updates, timers
 from streams.builder import Builder, Outbound
 from streams.contracts import (
     STEP_REPORT_TYPES,
@@ -96,7 +96,7 @@ def next_due_at(state: ExecutionState, cfg: MachineConfig) -> int | None:
     if state.finished:
         return None
     if state.mode == "orchestrated":
-        return orchestrate.next_due(state)
+        return timers.next_due(state)
     return state.last_activity_at + cfg.tracked_idle_timeout_ms
 
 
@@ -105,7 +105,7 @@ def _fire_timers(b: Builder, now: int, cfg: MachineConfig) -> None:
     if st is None or st.finished:
         return
     if st.mode == "orchestrated":
-        orchestrate.fire_timers(b, now)
+        timers.fire_timers(b, now)
         return
     due = next_due_at(st, cfg)
     if due is not None and due <= now:

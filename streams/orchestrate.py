@@ -40,52 +40,7 @@ from streams.steps import (
 )
 from streams.templates import ExpressionError, render
 
-_MAX_TIMER_ROUNDS = 1000
 _MAX_ADVANCE_ROUNDS = 100_000  # a bug that would loop for ever fails the message instead
-
-
-def next_due(state: ExecutionState) -> int | None:
-    """The earliest of the execution timeout and every step's timer (a retry waits while
-    the execution is paused: it would start a step)."""
-    paused = state.status == "paused"
-    dues = [s.due_at for s in state.steps.values()
-            if s.due_at is not None and not (paused and s.due_kind == "retry")]  # fmt: skip
-    if state.timeout_at is not None:
-        dues.append(state.timeout_at)
-    return min(dues) if dues else None
-
-
-def fire_timers(b: Builder, now: int) -> None:
-    """Fire every timer due at or before ``now``, earliest first (each may start steps
-    whose own timers are due too)."""
-    for _ in range(_MAX_TIMER_ROUNDS):
-        st = b.state
-        if st is None or st.finished:
-            return
-        due = next_due(st)
-        if due is None or due > now:
-            return
-        if st.timeout_at is not None and st.timeout_at == due:
-            _time_out(b, due)
-            return
-        paused = st.status == "paused"
-        step = min((s for s in st.steps.values() if s.due_at == due
-                    and not (paused and s.due_kind == "retry")), key=lambda s: s.step_id)
-        cause = f"timer:{step.due_kind}:{step.step_id}:{due}"
-        if step.due_kind == "delay":
-            b.emit("step_succeeded", cause, due, step_id=step.step_id, message="delay elapsed",
-                   data={"attempt": len(attempts_of(step)), "output": {},
-                         "due_at": iso_ms(due)})  # fmt: skip
-        elif step.due_kind == "input":
-            b.emit("step_failed", cause, due, step_id=step.step_id,
-                   message="no input before the step's timeout",
-                   data={"attempt": len(attempts_of(step)), "error": "no input received in time",
-                         "error_type": "InputTimeout", "retryable": False,
-                         "due_at": iso_ms(due)})  # fmt: skip
-        else:
-            _dispatch(b, Unit(_plan_step(st, step.step_id), step.step_id), cause, due,
-                      {"due_at": iso_ms(due)})  # fmt: skip
-        advance(b, cause, due)
 
 
 def ready_steps(st: ExecutionState) -> list[Unit]:
@@ -167,7 +122,7 @@ def _run(b: Builder, unit: Unit, cause_id: str, now: int) -> None:
         subexec.start(b, ps, sid, attempt, cause_id, now)
         return
     if kind not in INLINE_TYPES:
-        _dispatch(b, unit, cause_id, now)
+        dispatch(b, unit, cause_id, now)
         return
     try:
         output = inline_output(st, ps, sid, kind)
@@ -234,14 +189,14 @@ def _wait_for_input(b: Builder, unit: Unit, attempt: int, cause_id: str, now: in
            data=data)
 
 
-def _plan_step(st: ExecutionState, step_id: str) -> PlanStep:
+def plan_step(st: ExecutionState, step_id: str) -> PlanStep:
     assert st.plan is not None
     ps = plan_step_of(st.plan, step_id)
     assert ps is not None
     return ps
 
 
-def _dispatch(
+def dispatch(
     b: Builder, unit: Unit, cause_id: str, now: int, extra: dict[str, Any] | None = None
 ) -> None:
     st = b.state
@@ -287,11 +242,6 @@ def abandon(b: Builder, sids: list[str], cause_id: str, ts: int, why: str) -> No
                data={"attempt": max(step.scheduled, len(attempts_of(step))), "error": why,
                      "error_type": STOPPED, "retryable": False, "abandoned": True})  # fmt: skip
     subexec.stop_children(b, sids, cause_id, ts, why)
-
-
-def _time_out(b: Builder, due: int) -> None:
-    finish_abandoning(b, f"timer:timeout:{due}", due, "the execution timeout expired",
-                      "failed", {"error_type": "Timeout", "due_at": iso_ms(due)})
 
 
 def _complete_if_done(b: Builder, cause_id: str, now: int) -> None:
