@@ -10,8 +10,9 @@
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from jinja2 import ChainableUndefined, TemplateError, Undefined
@@ -46,6 +47,11 @@ class _JsonSandbox(ImmutableSandboxedEnvironment):
 _env = _JsonSandbox(undefined=ChainableUndefined, autoescape=False)
 _env.tests["null"] = _is_null
 _env.tests["empty"] = _is_empty
+# Compiling is most of a template's cost and plans repeat the same few thousand strings.
+# A compile error is not cached: it raises again, as cheaply as it came.
+_expression: Callable[[str], Any] = functools.lru_cache(maxsize=8192)(
+    functools.partial(_env.compile_expression, undefined_to_none=True))
+_template = functools.lru_cache(maxsize=8192)(_env.from_string)
 _WRAPPED = re.compile(r"\{\{\s*(.*?)\s*\}\}", re.S)
 _ONLY_ONE = re.compile(r"^\s*\{\{\s*(.*?)\s*\}\}\s*$", re.S)
 _OPERAND = r"""(?:"[^"]*"|'[^']*'|[\w.\[\]'"]+)"""
@@ -81,9 +87,9 @@ def _render_str(text: str, ctx: Mapping[str, Any]) -> Any:
     try:
         whole = _ONLY_ONE.match(text)
         if whole and "}}" not in whole.group(1):
-            result = _env.compile_expression(whole.group(1), undefined_to_none=True)(**ctx)
+            result = _expression(whole.group(1))(**ctx)
             return result
-        return _env.from_string(text).render(**ctx)
+        return _template(text).render(**ctx)
     except (TemplateError, TypeError, ValueError, AttributeError, ArithmeticError,
             LookupError) as exc:
         raise ExpressionError(f"template {text!r}: {exc}") from exc
@@ -111,7 +117,7 @@ def check_condition(expression: str) -> None:
 def evaluate(expression: str, ctx: Mapping[str, Any]) -> bool:
     """Evaluate a condition to a bool; an error names the expression."""
     try:
-        result = _env.compile_expression(to_jinja(expression), undefined_to_none=True)(**ctx)
+        result = _expression(to_jinja(expression))(**ctx)
     except (TemplateError, TypeError, ValueError, AttributeError, ArithmeticError,
             LookupError) as exc:
         raise ExpressionError(f"condition {expression!r}: {exc}") from exc
