@@ -186,6 +186,9 @@ class TaskUpdate(_Message):
     error_type: str | None = None
     retryable: bool = False  # the failure's class: may a retry help?
     logs: tuple[str, ...] = ()  # log lines for the step (secrets already masked)
+    # additive: on an outcome with no ``started`` update before it (a quick call), when
+    # the executor started it (epoch ms)
+    started_at: int | None = None
 
 
 class ChildFinished(_Message):

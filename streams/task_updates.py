@@ -7,7 +7,7 @@ from streams.builder import Builder
 from streams.composite import plan_step_of
 from streams.contracts import TaskUpdate, iso_ms, task_id_for
 from streams.orchestrate import advance
-from streams.state import attempts_of
+from streams.state import attempts_of, start_time
 from streams.steps import backoff_ms, will_retry
 
 
@@ -31,7 +31,16 @@ def on_task(b: Builder, u: TaskUpdate) -> None:
         b.emit("step_started", cause, u.received_at, step_id=u.step_id,
                message=f"attempt {u.attempt} started", data=base)
         return
-    started = attempts[-1].started_at if attempts and attempts[-1].status == "running" else None
+    running = bool(attempts) and attempts[-1].status == "running"
+    if not running and u.started_at is not None:  # a quick call: no `started` update came
+        at = start_time(step, min(u.started_at, u.received_at))  # after the last outcome
+        b.emit("step_started", f"{u.task_id}:started", at, step_id=u.step_id,
+               message=f"attempt {u.attempt} started", data=base)
+        st = b.state
+        assert st is not None
+        attempts = attempts_of(st.steps[u.step_id])
+        running = True
+    started = attempts[-1].started_at if running else None
     duration = max(u.received_at - started, 0) if started is not None else 0
     logs = {"logs": list(u.logs)} if u.logs else {}
     if u.phase == "succeeded":

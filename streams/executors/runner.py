@@ -49,7 +49,9 @@ def started_update(task: StepTask, received_at: int) -> TaskUpdate:
                       attempt=task.attempt, phase="started")  # fmt: skip
 
 
-def finished_update(task: StepTask, result: Result, received_at: int) -> TaskUpdate:
+def finished_update(
+    task: StepTask, result: Result, received_at: int, started_at: int | None = None
+) -> TaskUpdate:
     return TaskUpdate(
         execution_id=task.execution_id, tenant=task.tenant, received_at=received_at,
         task_id=task.task_id, step_id=task.step_id, attempt=task.attempt,
@@ -57,4 +59,5 @@ def finished_update(task: StepTask, result: Result, received_at: int) -> TaskUpd
         output=result.output if result.ok else None,
         error=result.error, error_type=result.error_type,
         retryable=result.retryable if not result.ok else False, logs=result.logs,
+        started_at=started_at,
     )  # fmt: skip

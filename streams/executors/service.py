@@ -1,10 +1,11 @@
 """The step-executor process (`runledger executor`): tasks in, step events out.
 
-A consumer group on ``runledger.tasks``. For each task: send a ``started`` update, run
-the executor of its type, send ``succeeded`` or ``failed`` (``runledger.step-events``,
-keyed by execution id), each acked before the next. Tasks run concurrently, at most
-``executor_concurrency`` at once (the partitions are paused while that many run), so a
-hanging call blocks nothing else. A partition's offset is committed only up to its
+A consumer group on ``runledger.tasks``. For each task: run the executor of its type and
+send ``succeeded`` or ``failed`` (``runledger.step-events``, keyed by execution id) with
+the time it started; a task still running after ``STARTED_AFTER`` is reported as
+``started`` first, so the detail shows it running (a quick call saves that message).
+Tasks run concurrently, at most ``executor_concurrency`` at once (the partitions are
+paused while that many run), so a hanging call blocks nothing else. A partition's offset is committed only up to its
 lowest unfinished task (``offsets.OffsetTracker``). Each outcome is recorded on disk
 before it is sent (``outcomes.Outcomes``): a task that comes again after it finished has
 its recorded outcome sent again instead of running twice. If an update cannot be sent
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 POLL_MS = 200
 COMMIT_INTERVAL = 0.5  # seconds between offset commits while tasks finish
 STOP_GRACE = 10.0  # seconds in-flight tasks get to finish on SIGTERM/SIGINT
+STARTED_AFTER = 0.1  # seconds a task runs before a separate ``started`` update is sent
 
 
 async def run_executors(
@@ -183,11 +185,18 @@ class ExecutorService:
 
     async def _run(self, task: StepTask) -> None:
         """Run ``task`` and send its outcome, recorded first."""
-        await self._send(task.execution_id,
-                         started_update(task, now_ms()).model_dump_json().encode())
-        started = time.perf_counter()
-        result = await run_task(self.executors, task, self.ctx)
-        outcome = finished_update(task, result, now_ms()).model_dump_json().encode()
+        started, started_ms = time.perf_counter(), now_ms()
+        call = asyncio.ensure_future(run_task(self.executors, task, self.ctx))
+        try:
+            done, _ = await asyncio.wait({call}, timeout=STARTED_AFTER)
+            if not done:
+                await self._send(task.execution_id,
+                                 started_update(task, started_ms).model_dump_json().encode())
+            result = await call
+        except asyncio.CancelledError:
+            call.cancel()
+            raise
+        outcome = finished_update(task, result, now_ms(), started_ms).model_dump_json().encode()
         self.outcomes.put(_outcome_key(task), outcome, now_ms())
         await self._send(task.execution_id, outcome)
         log.info("task %s %s", task.task_id, "succeeded" if result.ok else "failed",

@@ -235,3 +235,15 @@ def test_any_interleaving_of_wakes_and_outcomes_gives_a_valid_state(script):
     for ps in FLAKY.steps:
         if statuses[ps.id] in ("succeeded", "running", "scheduled", "retrying"):
             assert all(statuses[d] in done for d in ps.depends_on)  # order respected
+
+
+def test_an_outcome_with_its_start_time_records_the_start_it_did_not_send():
+    r = Run()(start(plan({"id": "a", "type": "api_call", "config": {"url": "http://a"}})))
+    t = r.task("a")
+    r(update(t, "succeeded", T0 + 80, output={"ok": 1}, started_at=T0 + 30))
+    assert r.kinds("a") == ["step_scheduled", "step_started", "step_succeeded"]
+    assert r.state is not None and r.state.status == "succeeded"
+    [row] = describe(r.state)["steps"]
+    assert (row["attempts"], row["duration_ms"]) == (1, 50)
+    r(update(t, "started", T0 + 90))  # a late duplicate start changes nothing
+    assert r.kinds("a")[-1] == "step_succeeded"
