@@ -211,3 +211,27 @@ def test_plan_validation_names_what_composites_may_not_do():
     assert ("l", "a loop needs either items or a condition") in problems
     assert ("s[1]", "a step id may not end in [n] (that names a loop iteration)") in problems
     assert ("s[1]", "config.plan") in problems  # the child plan's unknown step type
+
+
+def test_when_every_branch_fails_a_race_fails_too():
+    r = Run()(start(fan(wait_for_all=False)))
+    for sid in ("a", "b", "c"):
+        fail(r, sid, T0 + 10)
+    assert r.state is not None and r.state.status == "failed"
+    assert r.statuses()["fan"] == "failed" and r.statuses()["after"] == "blocked"
+
+
+def test_debug_mode_runs_the_parallel_and_then_each_branch_one_step_at_a_time():
+    r = Run()(start(fan(max_concurrent=2), debug=True))
+    assert r.state is not None and r.state.status == "paused"
+    assert r.events[-1].data["next_step"] == "fan"
+    ran = []
+    for n in range(4):
+        before = len(r.events)
+        r(control("step", T0 + 10 + n, cid=f"s{n}"))
+        ran.append([e.step_id for e in r.events[before:]])
+    assert ran[:3] == [["fan"], ["a"], ["b"]]  # each `step` starts one
+    assert r.events[-1].data["reason"] == "nothing_ready"  # c waits for a free slot
+    finish_ok(r, "a", T0 + 20, {"n": 1})
+    r(control("step", T0 + 30, cid="s9"))
+    assert [t.step_id for t in r.tasks] == ["a", "b", "c"]

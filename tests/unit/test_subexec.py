@@ -125,3 +125,19 @@ def test_a_child_plan_with_a_bad_template_fails_the_step_not_the_worker():
     assert r.state is not None and r.state.status == "failed"
     assert r.state.steps["s"].reports[-1].error_type == "InvalidConfig"
     assert not r.messages
+
+
+def test_a_child_may_start_a_child_of_its_own():
+    inner = {"steps": [{"id": "leaf", "type": "transform", "config": {"mapping": {"v": "1"}}}]}
+    outer = {"steps": [{"id": "inner", "type": "sub_execution", "config": {"plan": inner}}]}
+    top = Run()(start(plan({"id": "outer", "type": "sub_execution", "config": {"plan": outer}})))
+    child, msg = child_run(top)
+    grandchild, gmsg = child_run(child)
+    assert (msg.execution_id, gmsg.execution_id) == ("e1.outer.1", "e1.outer.1.inner.1")
+    assert grandchild.state is not None and grandchild.state.status == "succeeded"
+    child(outcomes(grandchild)[-1])
+    assert child.state is not None and child.state.status == "succeeded"
+    top(outcomes(child)[-1])
+    assert top.state is not None and top.state.status == "succeeded"
+    assert top.state.steps["outer"].output["outputs"]["inner"]["outputs"] == {  # type: ignore[index]
+        "leaf": {"v": "1"}}
