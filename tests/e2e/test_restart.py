@@ -38,6 +38,11 @@ def _detail(api: httpx.Client, eid: str) -> dict:
     return api.get(f"/api/v1/executions/{eid}").json()["data"]
 
 
+def _all_succeed(api: httpx.Client, *eids: str) -> None:
+    for eid in eids:
+        wait_for(lambda eid=eid: _detail(api, eid)["status"] == "succeeded", timeout=90)
+
+
 def test_sigterm_then_start_again_keeps_everything_and_running_work_continues(root: Path):
     plan = {"id": "p_restart", "steps": [{"id": "a", "system": "ERP"},
                                          {"id": "b", "system": "FIN", "dependsOn": ["a"]}]}
@@ -114,9 +119,7 @@ def test_a_delay_and_a_call_in_flight_survive_a_full_restart(root: Path):
         try:
             p.wait_ready()
             with _client(p) as api:
-                for eid in (delayed, calling):
-                    wait_for(lambda eid=eid: _detail(api, eid)["status"] == "succeeded",
-                             timeout=90)
+                _all_succeed(api, delayed, calling)
             assert service.count(f"/json/{delayed}") == 1
             assert service.count(f"/json/{delayed}/last") == 1
             # Cut off by the stop (12 s > the executor's 10 s grace), called again after it
@@ -164,9 +167,7 @@ def test_sub_executions_running_or_finished_survive_a_full_restart(root: Path):
         try:
             p.wait_ready()
             with _client(p) as api:
-                for eid in (running, done):
-                    wait_for(lambda eid=eid: _detail(api, eid)["status"] == "succeeded",
-                             timeout=90)
+                _all_succeed(api, running, done)
                 assert _detail(api, f"{running}.sub.1")["status"] == "succeeded"
                 assert _detail(api, f"{done}.sub.1")["last_seq"] == child_seq
             for eid in (running, done):
