@@ -109,7 +109,7 @@ def to_jinja(expression: str) -> str:
 def check_condition(expression: str) -> None:
     """Raise ExpressionError when ``expression`` does not parse."""
     try:
-        _env.compile_expression(to_jinja(expression))
+        _expression(to_jinja(expression))
     except TemplateError as exc:
         raise ExpressionError(f"condition {expression!r}: {exc}") from exc
 
