@@ -37,7 +37,7 @@ def on_task(b: Builder, u: TaskUpdate) -> None:
         b.emit("step_started", f"{u.task_id}:started", at, step_id=u.step_id,
                message=f"attempt {u.attempt} started", data=base)
         st = b.state
-        assert st is not None
+        assert st is not None and st.plan is not None
         attempts = attempts_of(st.steps[u.step_id])
         running = True
     started = attempts[-1].started_at if running else None

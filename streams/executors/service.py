@@ -5,12 +5,12 @@ send ``succeeded`` or ``failed`` (``runledger.step-events``, keyed by execution 
 the time it started; a task still running after ``STARTED_AFTER`` is reported as
 ``started`` first, so the detail shows it running (a quick call saves that message).
 Tasks run concurrently, at most ``executor_concurrency`` at once (the partitions are
-paused while that many run), so a hanging call blocks nothing else. A partition's offset is committed only up to its
-lowest unfinished task (``offsets.OffsetTracker``). Each outcome is recorded on disk
-before it is sent (``outcomes.Outcomes``): a task that comes again after it finished has
-its recorded outcome sent again instead of running twice. If an update cannot be sent
-the process stops with an error: its unfinished tasks run again after the restart, which
-the task ids make safe.
+paused while that many run), so a hanging call blocks nothing else. A partition's offset
+is committed only up to its lowest unfinished task (``offsets.OffsetTracker``). Each
+outcome is recorded on disk before it is sent (``outcomes.Outcomes``): a task that comes
+again after it finished has its recorded outcome sent again instead of running twice. If
+an update cannot be sent the process stops with an error: its unfinished tasks run again
+after the restart, which the task ids make safe.
 """
 
 from __future__ import annotations
