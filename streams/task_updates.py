@@ -36,9 +36,9 @@ def on_task(b: Builder, u: TaskUpdate) -> None:
         at = start_time(step, min(u.started_at, u.received_at))  # after the last outcome
         b.emit("step_started", f"{u.task_id}:started", at, step_id=u.step_id,
                message=f"attempt {u.attempt} started", data=base)
-        st = b.state
-        assert st is not None and st.plan is not None
-        attempts = attempts_of(st.steps[u.step_id])
+        now_state = b.state
+        assert now_state is not None
+        attempts = attempts_of(now_state.steps[u.step_id])
         running = True
     started = attempts[-1].started_at if running else None
     duration = max(u.received_at - started, 0) if started is not None else 0
