@@ -67,3 +67,12 @@ class Builder:
         )
         self.state = evolve(st, event)
         self.events.append(event)
+
+    def fail_step(
+        self, step_id: str, attempt: int, error: str, error_type: str, cause_id: str, ts: int,
+        duration_ms: int = 0,
+    ) -> None:  # fmt: skip
+        """A step attempt the machine itself fails for good (no retry)."""
+        self.emit("step_failed", cause_id, ts, step_id=step_id, message=error,
+                  data={"attempt": attempt, "error": error, "error_type": error_type,
+                        "retryable": False, "duration_ms": duration_ms})  # fmt: skip

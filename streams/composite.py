@@ -73,10 +73,6 @@ def split(step_id: str) -> tuple[str, int | None]:
     return (m.group(1), int(m.group(2))) if m else (step_id, None)
 
 
-def base_id(step_id: str) -> str:
-    return split(step_id)[0]
-
-
 def sibling(step_id: str, other: str) -> str:
     """``other`` in the same loop iteration as ``step_id`` (or plain, outside loops)."""
     _, i = split(step_id)

@@ -249,7 +249,5 @@ def _fail_with(b: Builder, sid: str, error: str, error_type: str, cause_id: str,
     st = b.state
     assert st is not None
     start = _started_at(st, sid)
-    b.emit("step_failed", cause_id, now, step_id=sid, message=error,
-           data={"attempt": len(attempts_of(st.steps[sid])), "error": error,
-                 "error_type": error_type, "retryable": False,
-                 "duration_ms": max(now - start, 0) if start is not None else 0})  # fmt: skip
+    b.fail_step(sid, len(attempts_of(st.steps[sid])), error, error_type, cause_id, now,
+                max(now - start, 0) if start is not None else 0)

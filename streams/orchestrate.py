@@ -127,7 +127,7 @@ def _run(b: Builder, unit: Unit, cause_id: str, now: int) -> None:
     try:
         output = inline_output(st, ps, sid, kind)
     except ExpressionError as exc:
-        _fail_at_once(b, sid, attempt, str(exc), cause_id, now)
+        b.fail_step(sid, attempt, str(exc), "ExpressionError", cause_id, now)
         return
     b.emit("step_succeeded", cause_id, now, step_id=sid, message=f"{kind} done",
            data={"attempt": attempt, "output": output, "duration_ms": 0})
@@ -154,19 +154,12 @@ def _start_composite(b: Builder, unit: Unit, kind: str, attempt: int, cause_id: 
         try:
             items = fanout.loop_items(st, unit.ps, unit.sid)
         except ExpressionError as exc:
-            _fail_at_once(b, unit.sid, attempt, str(exc), cause_id, now)
+            b.fail_step(unit.sid, attempt, str(exc), "ExpressionError", cause_id, now)
             return
         if items is not None:
             data["items"] = items
     b.emit("step_started", cause_id, start_time(step, now), step_id=unit.sid,
            message=f"{kind} started", data=data)
-
-
-def _fail_at_once(b: Builder, sid: str, attempt: int, error: str, cause_id: str,
-                  now: int) -> None:  # fmt: skip
-    b.emit("step_failed", cause_id, now, step_id=sid, message=error,
-           data={"attempt": attempt, "error": error, "error_type": "ExpressionError",
-                 "retryable": False, "duration_ms": 0})  # fmt: skip
 
 
 def _wait_for_input(b: Builder, unit: Unit, attempt: int, cause_id: str, now: int) -> None:
@@ -205,7 +198,7 @@ def dispatch(
     try:
         task = task_for(st, unit.ps, unit.sid, attempt, now)
     except ExpressionError as exc:
-        _fail_at_once(b, unit.sid, attempt, str(exc), cause_id, now)
+        b.fail_step(unit.sid, attempt, str(exc), "ExpressionError", cause_id, now)
         return
     b.emit("step_scheduled", cause_id, now, step_id=unit.sid,
            message=f"{task.type} attempt {attempt} dispatched",

@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from streams.builder import Builder
-from streams.composite import layout, plan_step_of
+from streams.composite import plan_step_of
 from streams.contracts import (
     ChildFinished,
     ControlAction,
@@ -63,9 +63,7 @@ def start(b: Builder, ps: PlanStep, sid: str, attempt: int, cause_id: str, now: 
     try:
         message = _child_start(st, ps, sid, child, now)
     except (ExpressionError, ValidationError, ValueError) as exc:
-        b.emit("step_failed", cause_id, now, step_id=sid, message=str(exc)[:2000],
-               data={"attempt": attempt, "error": str(exc)[:2000],
-                     "error_type": "InvalidConfig", "retryable": False, "duration_ms": 0})
+        b.fail_step(sid, attempt, str(exc)[:2000], "InvalidConfig", cause_id, now)
         return
     b.emit("step_scheduled", cause_id, now, step_id=sid,
            message=f"child execution {child}" + (" retried" if again else " started"),
@@ -195,7 +193,3 @@ def in_flight_children(st: ExecutionState, now: int) -> list[StartExecution]:
             except (ExpressionError, ValidationError, ValueError):
                 continue
     return out
-
-
-def has_children(st: ExecutionState) -> bool:
-    return st.plan is not None and "sub_execution" in layout(st.plan).kinds.values()
