@@ -36,14 +36,16 @@ async def accept(ctx: AppContext, entries: Sequence[Entry]) -> list[int]:
         raise ApiError(503, "journal_unavailable",
                        f"the journal (ClickHouse) did not take the write: {exc}") from exc
     for e in entries:
-        ctx.remember_accepted(e.execution_id)
+        if e.topic:  # topic-less entries (workflow changes) are about no execution
+            ctx.remember_accepted(e.execution_id)
         COMMANDS.labels(e.action).inc()
     return positions
 
 
 async def _with_archived_states(ctx: AppContext, entries: Sequence[Entry]) -> list[Entry]:
     now = time.monotonic()
-    unknown = {e.execution_id for e in entries if ctx.hot_until.get(e.execution_id, 0) < now}
+    unknown = {e.execution_id for e in entries
+               if e.topic and ctx.hot_until.get(e.execution_id, 0) < now}  # fmt: skip
     if not unknown:
         return list(entries)
     finished = await queries.load_states(ctx.ch, unknown, finished_only=True, database=ctx.db)
@@ -57,7 +59,7 @@ async def _with_archived_states(ctx: AppContext, entries: Sequence[Entry]) -> li
     sent: set[tuple[str, str]] = set()
     for e in entries:
         state = finished.get(e.execution_id)
-        if state is not None and (e.execution_id, e.topic) not in sent:
+        if state is not None and e.topic and (e.execution_id, e.topic) not in sent:
             sent.add((e.execution_id, e.topic))
             msg = Rehydrate(execution_id=e.execution_id, tenant=state.tenant,
                             received_at=e.received_at, state=state.model_dump(mode="json"))

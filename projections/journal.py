@@ -30,7 +30,8 @@ COLUMNS = ["journal_pos", "received_at", "tenant", "actor", "action", "execution
 
 @dataclass(frozen=True)
 class Entry:
-    """One accepted message: what, who, and the exact bytes that go on the topic."""
+    """One accepted message: what, who, and the exact bytes that go on the topic (no
+    topic: a change that lives in ClickHouse only, such as a saved workflow)."""
 
     action: str
     execution_id: str
@@ -199,7 +200,8 @@ class JournalWriter:
         while True:
             group, entries = await queue.get()
             try:
-                await self.publish([(e.topic, e.execution_id, e.payload) for e in entries])
+                await self.publish([(e.topic, e.execution_id, e.payload)
+                                    for e in entries if e.topic])  # fmt: skip
             except Exception as exc:  # journaled but not on the topic: restore re-appends
                 self._fail(group, exc)
                 continue

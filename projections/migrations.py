@@ -203,6 +203,39 @@ _V5 = [
     """,
 ]
 
+# Saved workflows (api/workflows.py): a change is journaled like every accepted command
+# (topic-less: nothing consumes it from Kafka), and this view turns each such journal row
+# into a versioned row, in the same insert, so a saved version is never only in memory.
+_V6 = [
+    f"""
+    CREATE TABLE IF NOT EXISTS {{db}}.workflows (
+        tenant LowCardinality(String),
+        workflow_id String,
+        version UInt32,
+        journal_pos UInt64,
+        saved_at {TS},
+        actor LowCardinality(String),
+        deleted UInt8,
+        name String,
+        tags Array(String),
+        is_active UInt8,
+        document String
+    ) ENGINE = ReplacingMergeTree(journal_pos)
+    ORDER BY (tenant, workflow_id, version)
+    {_DEDUP}
+    """,
+    """
+    CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.workflows_mv TO {db}.workflows AS
+    SELECT tenant, execution_id AS workflow_id,
+           toUInt32(JSONExtractUInt(payload, 'version')) AS version, journal_pos,
+           received_at AS saved_at, actor, toUInt8(action = 'workflow.delete') AS deleted,
+           JSONExtractString(payload, 'name') AS name,
+           JSONExtract(payload, 'tags', 'Array(String)') AS tags,
+           toUInt8(JSONExtractBool(payload, 'is_active')) AS is_active, payload AS document
+    FROM {db}.journal WHERE action IN ('workflow.save', 'workflow.delete')
+    """,
+]
+
 # (version, statements, refold): a refold migration adds a derived table that a rebuild
 # from `events` fills (projections.rebuild), before the version is recorded.
 MIGRATIONS: list[tuple[int, list[str], bool]] = [
@@ -211,4 +244,5 @@ MIGRATIONS: list[tuple[int, list[str], bool]] = [
     (3, _V3, False),
     (4, _V4, True),
     (5, _V5, False),
+    (6, _V6, False),
 ]

@@ -15,7 +15,14 @@ from typing import Any, Literal
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from streams.composite import composite_problems
 from streams.plan import Plan, canonical_type, plan_problems
@@ -80,9 +87,19 @@ class WaitInputConfig(_Config):
 
 
 class SubExecutionConfig(_Config):
-    plan: dict[str, Any] = Field(description="the child's plan (saved workflows: not yet)")
-    workflow_id: str | None = None
+    """The child's plan, or a saved workflow (a ``version`` of it, else its current one)
+    whose plan the API puts in ``plan`` when the execution starts."""
+
+    plan: dict[str, Any] | None = None
+    workflow_id: str | None = Field(default=None, min_length=1, max_length=200)
+    version: int | None = Field(default=None, ge=1)
     inputs: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _a_plan(self) -> SubExecutionConfig:
+        if self.plan is None and self.workflow_id is None:
+            raise ValueError("give plan or workflow_id")
+        return self
 
 
 class NoConfig(_Config):
@@ -106,6 +123,9 @@ _ROOT_NAMES = frozenset({"input", "inputs", "steps", "loop", "execution", "secre
                          "false", "none", "True", "False", "None"})
 INPUT_TYPES = ("string", "integer", "number", "boolean", "object", "array", "date")
 ENVIRONMENTS = ("dev", "test", "stage", "prod")
+# An execution's timeout, in seconds. Seed 000's run dialog offers 30-300; seed 003 runs
+# saved workflows with 600: the API takes up to a day and the dialog keeps its own range.
+TIMEOUT_MIN, TIMEOUT_MAX = 30, 86_400
 
 
 def validate_plan(
@@ -221,8 +241,9 @@ def validate_inputs(
     if environment not in ENVIRONMENTS:
         problems.append({"field": "environment",
                          "problem": f"must be one of {', '.join(ENVIRONMENTS)}"})
-    if timeout_sec is not None and not 30 <= timeout_sec <= 300:
-        problems.append({"field": "timeoutSec", "problem": "must be between 30 and 300"})
+    if timeout_sec is not None and not TIMEOUT_MIN <= timeout_sec <= TIMEOUT_MAX:
+        problems.append({"field": "timeoutSec",
+                         "problem": f"must be between {TIMEOUT_MIN} and {TIMEOUT_MAX}"})
     seen: set[str] = set()
     for step in plan.steps if plan else ():
         for name, kind in step.inputs_spec.items():

@@ -13,6 +13,7 @@ from api.envelope import not_found, ok
 from api.history import merged_history
 from api.models import FinishRequest, StartRequest, StopRequest
 from api.routes.plans import check_inputs, check_plan
+from api.workflows import resolve_children
 from projections import queries
 from streams.contracts import FinishExecution, StartExecution, StopExecution
 from streams.executors.masking import mask_event
@@ -24,10 +25,21 @@ Tenant = Annotated[str, Query(min_length=1, max_length=100)]
 
 @router.post("/executions", status_code=202)
 async def start_execution(body: StartRequest, ctx: Ctx, idempotency_key: IdempotencyKey = None):
-    """Start an execution (202). The same id or Idempotency-Key again creates nothing new."""
+    """Start an execution (202). The same id or Idempotency-Key again creates nothing new.
+    A sub_execution step may name a saved workflow (``workflow_id``, ``version``): its plan
+    is fixed when the execution starts."""
+    return ok(await start(ctx, body, idempotency_key), 202)
+
+
+async def start(
+    ctx: AppContext, body: StartRequest, idempotency_key: str | None = None
+) -> dict[str, Any]:
+    """Check, journal and append a start; what the 202 answers."""
     # Nothing is journaled or appended for an invalid plan or invalid inputs.
     if body.plan is not None:
-        check_plan(body.plan)
+        plan = await resolve_children(ctx, body.tenant, body.plan)
+        check_plan(plan)
+        body = body.model_copy(update={"plan": plan})
     check_inputs(body.plan, body.inputs, body.environment, body.timeout_sec)
     if body.execution_id:
         eid = body.execution_id
@@ -43,7 +55,7 @@ async def start_execution(body: StartRequest, ctx: Ctx, idempotency_key: Idempot
         timeout_sec=body.timeout_sec, debug=body.debug,
     )  # fmt: skip
     await accept(ctx, [entry_for(ctx, "start", cmd)])
-    return ok({"execution_id": eid, "command_id": cmd.command_id, "status": "pending"}, 202)
+    return {"execution_id": eid, "command_id": cmd.command_id, "status": "pending"}
 
 
 async def detail_or_pending(ctx: AppContext, eid: str, tenant: str) -> dict[str, Any]:

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
+from api import workflows as wf
+from api.deps import Ctx
 from api.envelope import ApiError, ok
 from api.models import InputsBody, PlanBody
+from api.workflow_models import GenerateBody
 from streams.executors.registry import load_executors
 from streams.plan import Plan
 from streams.validation import validate_inputs, validate_plan
 
 router = APIRouter(prefix="/api/v1", tags=["plans"])
+Tenant = Annotated[str, Query(min_length=1, max_length=100)]
 
 
 @functools.cache
@@ -34,10 +38,32 @@ def check_plan(plan: Plan) -> None:
 
 
 @router.post("/plans/validate")
-async def validate_plan_route(body: PlanBody):
-    """Structure, dependencies, step types, config and template references."""
-    check_plan(body.plan)
+async def validate_plan_route(body: PlanBody, ctx: Ctx, tenant: Tenant = "default"):
+    """Structure, dependencies, step types, config and template references (and the saved
+    workflows that sub_execution steps name)."""
+    check_plan(await wf.resolve_children(ctx, tenant, body.plan))
     return ok({"valid": True})
+
+
+@router.post("/plans/generate")
+async def generate_plan_route(body: GenerateBody, ctx: Ctx):
+    """The plan (a DAG of steps) of a saved workflow (its current version, or `version`)
+    or of an inline `definition` (nodes + connections, or steps): the same input gives the
+    same plan. `estimated_duration_ms` is the average of the workflow's runs in the last
+    30 days (null without runs). 422 names every problem and its node."""
+    doc = None
+    if body.workflow_id is not None:
+        doc = await wf.load(ctx, body.tenant, body.workflow_id, body.version)
+        definition = wf.definition_of(doc)
+    else:
+        assert body.definition is not None  # GenerateBody wants one of the two
+        definition = body.definition
+    plan = await wf.generate(ctx, body.tenant, definition, workflow_id=body.workflow_id,
+                             name=doc.get("name") if doc else None,
+                             plugins=plugin_step_types())  # fmt: skip
+    return ok({"plan": plan.model_dump(mode="json", by_alias=True),
+               "estimated_duration_ms": plan.estimated_duration_ms,
+               "workflow_id": body.workflow_id, "version": doc["version"] if doc else None})
 
 
 def check_inputs(

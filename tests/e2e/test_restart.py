@@ -184,6 +184,11 @@ def test_sigkill_of_every_process_loses_no_accepted_report_and_doubles_nothing(r
     eids = [f"kill_{uuid.uuid4().hex[:6]}_{i}" for i in range(20)]
     reporter = Reporter(p.base_url, eids)
     reporter.start()
+    wid = f"wf_kill_{uuid.uuid4().hex[:6]}"
+    with _client(p) as api:  # a saved workflow's versions live in ClickHouse, not in memory
+        assert api.post("/api/v1/workflows", json={"id": wid, "name": "kept"}).status_code == 201
+        steps = [{"id": "t", "type": "transform", "config": {"mapping": {"a": "1"}}}]
+        assert api.put(f"/api/v1/workflows/{wid}", json={"steps": steps}).status_code == 200
     time.sleep(4)
     p.kill_everything()
     accepted = reporter.stop()
@@ -193,6 +198,10 @@ def test_sigkill_of_every_process_loses_no_accepted_report_and_doubles_nothing(r
     try:
         p.wait_ready()
         with _client(p) as api:
+            versions = api.get(f"/api/v1/workflows/{wid}/versions").json()["data"]["items"]
+            assert [v["version"] for v in versions] == [1, 2]
+            ran = api.post(f"/api/v1/workflows/{wid}/execute")
+            assert ran.status_code == 202, ran.text
             def all_there() -> bool:
                 return all(_detail(api, eid).get("last_seq", 0) >= accepted[eid] + 1
                            for eid in eids)

@@ -79,7 +79,7 @@ def test_inputs_are_checked_against_every_inputs_spec_at_once():
     fields = {pr["field"]: pr["problem"] for pr in problems}
     assert fields == {
         "environment": "must be one of dev, test, stage, prod",
-        "timeoutSec": "must be between 30 and 300",
+        "timeoutSec": "must be between 30 and 86400",
         "inputs.date": "must be date",
         "inputs.count": "required (integer)",
         "inputs.flag": "must be boolean",
