@@ -24,6 +24,7 @@ from api.reconcile import reconcile_forever
 from api.routes import (
     admin,
     audit,
+    bulk,
     control,
     dead_letters,
     executions,
@@ -35,6 +36,7 @@ from api.routes import (
     search,
     stats,
     tracking,
+    workflows,
 )
 from api.startup import check_partitions, restore_if_needed
 from api.tail import EventTail
@@ -104,7 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.middleware("http")(_timed)
     for module in (health, plans, search, executions, control, ingest, tracking, stats, export,
-                   admin, audit, dead_letters, live):
+                   admin, audit, dead_letters, live, workflows, bulk):
         app.include_router(module.router)
     return app
 

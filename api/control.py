@@ -22,6 +22,12 @@ def entry_for(ctx: AppContext, action: str, cmd: Command) -> Entry:
                  received_at=cmd.received_at, tenant=cmd.tenant, actor=cmd.actor)
 
 
+def rejection_status(reason: str) -> int:
+    """The HTTP status of a command the worker refused: 422 for an input its step's schema
+    refuses, else 409 (the execution is not in a state the command applies to)."""
+    return 422 if reason == "invalid_input" else 409
+
+
 async def submit(ctx: AppContext, action: str, cmd: Command) -> tuple[dict[str, Any], int]:
     """The answer body and HTTP status for ``cmd``; ApiError when the worker refused it."""
     ctx.tail.expect(cmd.command_id)
@@ -33,7 +39,7 @@ async def submit(ctx: AppContext, action: str, cmd: Command) -> tuple[dict[str, 
     data = verdict["data"]
     if verdict["event_type"] == "command_rejected":
         reason = data.get("reason", "rejected")
-        if reason == "invalid_input":
+        if rejection_status(reason) == 422:
             raise ApiError(422, reason, verdict["message"], details=data.get("problems", []))
         raise ApiError(409, reason, verdict["message"],
                        details=[{"command_id": cmd.command_id, **data}])

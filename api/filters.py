@@ -15,7 +15,8 @@ from projections.filters import ExecutionStatus, Filters
 _Id = Annotated[str | None, Query(min_length=1, max_length=200)]
 
 
-def _ms(value: datetime | None) -> int | None:
+def ms_of_datetime(value: datetime | None) -> int | None:
+    """Epoch milliseconds of ``value`` (UTC when it has no zone)."""
     if value is None:
         return None
     aware = value if value.tzinfo else value.replace(tzinfo=UTC)
@@ -34,8 +35,8 @@ async def filters_from_query(
     try:
         return Filters(tenant=tenant, execution_id=execution_id, workflow_id=workflow_id,
                        system=system, module=module, status=status, environment=environment,
-                       step_id=step_id, error_type=error_type, since_ms=_ms(from_),
-                       until_ms=_ms(to))  # fmt: skip
+                       step_id=step_id, error_type=error_type, since_ms=ms_of_datetime(from_),
+                       until_ms=ms_of_datetime(to))  # fmt: skip
     except ValidationError as exc:
         raise ApiError(422, "invalid_filters", "from must not be after to",
                        details=[{"field": "from", "message": "must not be after to"}]) from exc
