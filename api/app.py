@@ -34,6 +34,7 @@ from api.routes import (
     live,
     plans,
     search,
+    seed_paths,
     stats,
     tracking,
     workflows,
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, plans, search, executions, control, ingest, tracking, stats, export,
                    admin, audit, dead_letters, live, workflows, bulk):
         app.include_router(module.router)
+    app.include_router(seed_paths.router)  # the seed documents' own paths (DESIGN.md)
     return app
 
 
