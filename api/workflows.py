@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from api.accept import accept
 from api.deps import AppContext, now_ms
 from api.envelope import ApiError, not_found
+from api.step_types import known_types
 from projections import stats, workflows
 from projections.filters import Filters
 from projections.journal import Entry
@@ -147,14 +148,14 @@ async def _journal(
 
 async def generate(
     ctx: AppContext, tenant: str, definition: Definition, *, workflow_id: str | None = None,
-    name: str | None = None, plugins: dict[str, Any] | None = None,
+    name: str | None = None,
 ) -> Plan:  # fmt: skip
     """The plan ``definition`` describes, its sub-executions' saved workflows resolved and
     the whole checked like any plan; 422 naming every problem (and its node)."""
     plan, problems = to_plan(definition, plan_id=workflow_id, name=name)
     if plan is not None:
         plan = await resolve_children(ctx, tenant, plan)
-        problems = validate_plan(plan, plugins)
+        problems = validate_plan(plan, await known_types(ctx, tenant))
         sids = step_ids(definition.nodes)
         nodes = {sids[str(n.id)]: n.id for n in definition.nodes}
         problems = [{**p, "node_id": nodes[p["step_id"]]} if p["step_id"] in nodes else p

@@ -236,6 +236,29 @@ _V6 = [
     """,
 ]
 
+# Step types registered over HTTP (api/step_types.py): journaled, topic-less, the same way.
+_V7 = [
+    f"""
+    CREATE TABLE IF NOT EXISTS {{db}}.step_types (
+        tenant LowCardinality(String),
+        name String,
+        journal_pos UInt64,
+        saved_at {TS},
+        actor LowCardinality(String),
+        deleted UInt8,
+        document String
+    ) ENGINE = ReplacingMergeTree(journal_pos)
+    ORDER BY (tenant, name)
+    {_DEDUP}
+    """,
+    """
+    CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.step_types_mv TO {db}.step_types AS
+    SELECT tenant, execution_id AS name, journal_pos, received_at AS saved_at, actor,
+           toUInt8(action = 'step_type.delete') AS deleted, payload AS document
+    FROM {db}.journal WHERE action IN ('step_type.register', 'step_type.delete')
+    """,
+]
+
 # (version, statements, refold): a refold migration adds a derived table that a rebuild
 # from `events` fills (projections.rebuild), before the version is recorded.
 MIGRATIONS: list[tuple[int, list[str], bool]] = [
@@ -245,4 +268,5 @@ MIGRATIONS: list[tuple[int, list[str], bool]] = [
     (4, _V4, True),
     (5, _V5, False),
     (6, _V6, False),
+    (7, _V7, False),
 ]

@@ -249,6 +249,7 @@ class StepTask(_Frozen):
     config: dict[str, Any] = Field(default_factory=dict)
     timeout: float | None = None
     dispatched_at: int  # epoch ms: the time of the message that dispatched it
+    endpoint: str | None = None  # an HTTP-backed step type's URL (PlanStep.endpoint)
 
 
 class EventsMessage(_Frozen):

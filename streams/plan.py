@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 _ALIASES = {"api": "api_call", "wait": "wait_input", "sub_graph": "sub_execution",
             "subgraph": "sub_execution"}  # fmt: skip
@@ -39,6 +45,17 @@ class PlanStep(BaseModel):
     config: dict[str, Any] = Field(default_factory=dict)
     retry: RetryPolicy | None = None
     timeout: float | None = None
+    # The URL of an HTTP-backed step type registered over `POST /step-types`: set by the
+    # API when the execution starts, so the step runs where its type pointed then.
+    endpoint: str | None = Field(default=None, max_length=2000)
+
+    @model_serializer(mode="wrap")
+    def _without_unset_endpoint(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # Plans recorded before endpoints existed serialize exactly as they did.
+        out = handler(self)
+        if isinstance(out, dict) and out.get("endpoint") is None:
+            out.pop("endpoint", None)
+        return out
 
 
 class Plan(BaseModel):

@@ -75,7 +75,7 @@ def task_for(st: ExecutionState, ps: PlanStep, sid: str, attempt: int, now: int)
         task_id=task_id_for(st.execution_id, sid, attempt), execution_id=st.execution_id,
         tenant=st.tenant, step_id=sid, attempt=attempt, type=canonical_type(ps.type),
         system=ps.system, module=ps.module, config=config, timeout=ps.timeout,
-        dispatched_at=now,
+        dispatched_at=now, endpoint=ps.endpoint,
     )  # fmt: skip
 
 

@@ -12,8 +12,7 @@ from api.deps import AppContext, Ctx, IdempotencyKey, command_id_for, digest, ne
 from api.envelope import not_found, ok
 from api.history import merged_history
 from api.models import FinishRequest, StartRequest, StopRequest
-from api.routes.plans import check_inputs, check_plan
-from api.workflows import resolve_children
+from api.routes.plans import check_inputs, prepared_plan
 from projections import queries
 from streams.contracts import FinishExecution, StartExecution, StopExecution
 from streams.executors.masking import mask_event
@@ -37,10 +36,10 @@ async def start(
     """Check, journal and append a start; what the 202 answers."""
     # Nothing is journaled or appended for an invalid plan or invalid inputs.
     if body.plan is not None:
-        plan = await resolve_children(ctx, body.tenant, body.plan)
-        check_plan(plan)
-        body = body.model_copy(update={"plan": plan})
+        body = body.model_copy(update={"plan": await prepared_plan(ctx, body.tenant,
+                                                                   body.plan)})  # fmt: skip
     check_inputs(body.plan, body.inputs, body.environment, body.timeout_sec)
+    await ctx.hooks.before_execution(body.workflow_id, body.inputs)
     if body.execution_id:
         eid = body.execution_id
     elif idempotency_key:

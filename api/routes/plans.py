@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
 
 from api import workflows as wf
-from api.deps import Ctx
+from api.deps import AppContext, Ctx
 from api.envelope import ApiError, ok
 from api.models import InputsBody, PlanBody
+from api.step_types import known_types, with_endpoints
 from api.workflow_models import GenerateBody
-from streams.executors.registry import load_executors
 from streams.plan import Plan
 from streams.validation import validate_inputs, validate_plan
 
@@ -21,27 +19,24 @@ router = APIRouter(prefix="/api/v1", tags=["plans"])
 Tenant = Annotated[str, Query(min_length=1, max_length=100)]
 
 
-@functools.cache
-def plugin_step_types() -> dict[str, type[BaseModel]]:
-    """Step types that step executors declare as entry points, with their config models
-    (read once per process: installing a plugin means restarting)."""
-    return {name: ex.config_model for name, ex in load_executors().items()}
-
-
-def check_plan(plan: Plan) -> None:
-    """422 naming every problem and the step it concerns."""
-    problems = validate_plan(plan, plugin_step_types())
+async def prepared_plan(ctx: AppContext, tenant: str, plan: Plan) -> Plan:
+    """``plan`` as it will run: the saved workflows its sub_execution steps name resolved,
+    checked against every step type (422 naming every problem and the step it concerns),
+    and the steps of HTTP-registered types given their endpoints."""
+    plan = await wf.resolve_children(ctx, tenant, plan)
+    problems = validate_plan(plan, await known_types(ctx, tenant))
     if problems:
         raise ApiError(422, "invalid_plan", f"{len(problems)} problem(s) in the plan: "
                        + "; ".join(f"{p['step_id']}: {p['problem']}" for p in problems[:5]),
                        details=problems)  # fmt: skip
+    return await with_endpoints(ctx, tenant, plan)
 
 
 @router.post("/plans/validate")
 async def validate_plan_route(body: PlanBody, ctx: Ctx, tenant: Tenant = "default"):
     """Structure, dependencies, step types, config and template references (and the saved
     workflows that sub_execution steps name)."""
-    check_plan(await wf.resolve_children(ctx, tenant, body.plan))
+    await prepared_plan(ctx, tenant, body.plan)
     return ok({"valid": True})
 
 
@@ -59,8 +54,7 @@ async def generate_plan_route(body: GenerateBody, ctx: Ctx):
         assert body.definition is not None  # GenerateBody wants one of the two
         definition = body.definition
     plan = await wf.generate(ctx, body.tenant, definition, workflow_id=body.workflow_id,
-                             name=doc.get("name") if doc else None,
-                             plugins=plugin_step_types())  # fmt: skip
+                             name=doc.get("name") if doc else None)  # fmt: skip
     return ok({"plan": plan.model_dump(mode="json", by_alias=True),
                "estimated_duration_ms": plan.estimated_duration_ms,
                "workflow_id": body.workflow_id, "version": doc["version"] if doc else None})

@@ -12,7 +12,6 @@ from api.deps import Ctx, new_id
 from api.envelope import ApiError, ok
 from api.models import ID_PATTERN, StartRequest
 from api.routes.executions import start
-from api.routes.plans import plugin_step_types
 from api.workflow_models import ExecuteWorkflowBody, ImportBody, WorkflowBody
 from streams.definition import Connection, Node
 
@@ -85,7 +84,7 @@ async def get_workflow(
     from running."""
     doc = await wf.load(ctx, tenant, workflow_id, version)
     try:
-        await wf.generate(ctx, tenant, wf.definition_of(doc), plugins=plugin_step_types())
+        await wf.generate(ctx, tenant, wf.definition_of(doc))
         problems = []
     except ApiError as exc:
         problems = exc.details
@@ -165,7 +164,7 @@ async def execute_workflow(
                        + ("add nodes or steps first" if status == "draft"
                           else "set is_active true to run it"))  # fmt: skip
     plan = await wf.generate(ctx, body.tenant, wf.definition_of(doc), workflow_id=workflow_id,
-                             name=doc.get("name"), plugins=plugin_step_types())  # fmt: skip
+                             name=doc.get("name"))  # fmt: skip
     labels = {**body.labels, "workflow_version": str(doc["version"])}
     if body.execution_name:
         labels["execution_name"] = body.execution_name

@@ -13,14 +13,18 @@ from pydantic import ValidationError
 
 from runledger.logs import execution_context
 from streams.contracts import StepTask, TaskUpdate
+from streams.executors.http_step import HttpBackedExecutor
 from streams.executors.registry import Executor, ExecutorContext, Result
 
 log = logging.getLogger(__name__)
+HTTP_BACKED = HttpBackedExecutor()  # step types registered over HTTP (their tasks' endpoint)
 
 
 async def run_task(executors: dict[str, Executor], task: StepTask, ctx: ExecutorContext) -> Result:
     """Run ``task`` with the executor of its type; every failure comes back as a Result."""
     executor = executors.get(task.type)
+    if executor is None and task.endpoint:
+        executor = HTTP_BACKED
     if executor is None:
         known = ", ".join(sorted(executors)) or "none"
         return Result.failure(f"no executor for step type {task.type!r} (known: {known})",
