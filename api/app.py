@@ -36,6 +36,7 @@ from api.routes import (
     search,
     seed_paths,
     stats,
+    step_types,
     tracking,
     workflows,
 )
@@ -107,7 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.middleware("http")(_timed)
     for module in (health, plans, search, executions, control, ingest, tracking, stats, export,
-                   admin, audit, dead_letters, live, workflows, bulk):
+                   admin, audit, dead_letters, live, workflows, bulk, step_types):
         app.include_router(module.router)
     app.include_router(seed_paths.router)  # the seed documents' own paths (DESIGN.md)
     return app

@@ -16,6 +16,7 @@ from api.bus import CommandBus
 from api.tail import EventTail
 from projections.export_status import ExportRegistry
 from projections.rebuild import RebuildRun
+from runledger.hooks import Hooks
 from runledger.settings import Settings
 from streams.executors.masking import Masker
 
@@ -38,6 +39,7 @@ class AppContext:
     exports: ExportRegistry = field(default_factory=ExportRegistry)
     rebuild: RebuildRun | None = None  # the latest projection rebuild (api/routes/admin.py)
     rebuild_task: Any = None  # its asyncio.Task
+    hooks: Hooks = field(default_factory=Hooks.load)  # plug-in hooks (runledger/hooks.py)
 
     @property
     def db(self) -> str:

@@ -27,6 +27,7 @@ from projections.batch import Batch, Messages
 from projections.clickhouse import ClickHouse
 from projections.schema import DEFAULT_DATABASE
 from projections.writer import BatchWriter
+from runledger.hooks import Hooks
 from runledger.kafka import Fetcher, make_consumer, projector_group
 from runledger.metrics import observe_flush
 from runledger.settings import Settings
@@ -57,6 +58,7 @@ class Projector:
     def __init__(
         self, settings: Settings, ch: ClickHouse, *, database: str = DEFAULT_DATABASE,
         consumer: AIOKafkaConsumer | None = None, cache_size: int = 20_000,
+        hooks: Hooks | None = None,
     ) -> None:  # fmt: skip
         self.settings = settings
         self.ch = ch
@@ -67,6 +69,7 @@ class Projector:
         self.max_batch = settings.projector_max_batch
         self.max_delay = settings.projector_max_delay
         self.writer = BatchWriter(ch, database, cache_size=cache_size)
+        self.hooks = hooks if hooks is not None else Hooks.load()
         self.stats = self.writer.stats
         self.last_flush_at: float | None = None  # wall clock (time.time())
         self._consumer = consumer
@@ -152,14 +155,21 @@ class Projector:
     # ------------------------------------------------------------------ flush
 
     async def flush(self) -> int:
-        """Project and insert the batch, then commit its offsets; returns new events."""
+        """Project and insert the batch, commit its offsets, then call the hooks with the
+        new events; returns how many there were."""
+        applied = await self._flush()
+        await self.hooks.after_events(applied)
+        return len(applied)
+
+    async def _flush(self) -> list[Event]:
         async with self._flush_lock:
             taken = self._batch.take()
             if taken is None:
-                return 0
+                return []
             started = time.perf_counter()
             try:
-                written = await self.writer.write(taken.events)
+                await self.writer.write(taken.events)
+                applied = self.writer.last_applied
                 await dead_letters.insert(self.ch, self.database, taken.dead)  # ids dedupe
             except BaseException:
                 self._batch.give_back(taken)
@@ -170,7 +180,7 @@ class Projector:
             self.stats.flushes += 1
             self.stats.last_flush_ms = (time.perf_counter() - started) * 1000
             self.last_flush_at = time.time()
-            return written
+            return applied
 
     def _observe(self, messages: Messages) -> None:
         received = [ms_of(events[0].received_at) for _, events in messages

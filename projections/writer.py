@@ -44,6 +44,7 @@ class BatchWriter:
         self.stats = ProjectorStats()
         self._cache: OrderedDict[str, ExecutionState] = OrderedDict()
         self._cache_size = cache_size
+        self.last_applied: list[Event] = []  # the new events of the latest write
 
     def forget(self) -> None:
         """Drop every cached state (after a rebalance they may be stale)."""
@@ -51,6 +52,7 @@ class BatchWriter:
 
     async def write(self, batch: list[Event]) -> int:
         """Fold ``batch`` onto each execution's prior state and insert it; returns new events."""
+        self.last_applied = []
         if not batch:
             return 0
         prior = await self._priors({e.execution_id for e in batch})
@@ -68,6 +70,7 @@ class BatchWriter:
         self.stats.events += len(proj.applied)
         self.stats.duplicates += proj.duplicates
         self.stats.gaps += len(proj.gaps)
+        self.last_applied = proj.applied
         return len(proj.applied)
 
     async def _catch_up(

@@ -35,6 +35,8 @@ HTTP_SECONDS = Histogram("runledger_http_request_seconds", "HTTP request latency
                          ["method", "route", "status"], buckets=_FAST + (5.0,))  # fmt: skip
 COMMANDS = Counter("runledger_commands_total", "Accepted commands and report batches",
                    ["action"])  # fmt: skip
+HOOK_FAILURES = Counter("runledger_hook_failures_total",
+                        "Plug-in hook calls that raised or timed out", ["hook"])  # fmt: skip
 JOURNAL_COMMIT_SECONDS = Histogram("runledger_journal_commit_seconds",
                                    "Journal group-commit latency (ClickHouse insert)",
                                    buckets=_FAST)  # fmt: skip
