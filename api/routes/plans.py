@@ -73,6 +73,6 @@ def check_inputs(
 @router.post("/executions/validate-inputs")
 async def validate_inputs_route(body: InputsBody):
     """Required inputs and their types (from every step's inputsSpec), environment
-    (dev/test/stage/prod) and timeoutSec (30..300), every problem at once."""
+    (dev/test/stage/prod) and timeoutSec (30..86,400 s), every problem at once."""
     check_inputs(body.plan, body.inputs, body.environment, body.timeout_sec)
     return ok({"valid": True})

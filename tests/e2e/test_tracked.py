@@ -213,7 +213,7 @@ def test_plan_and_input_validation_routes_name_every_problem(api: httpx.Client):
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_plan"
     assert {d["step_id"] for d in r.json()["error"]["details"]} == {"a", "b"}
     r = api.post("/api/v1/executions/validate-inputs", json={
-        "plan": ok_plan, "inputs": {"date": "soon"}, "environment": "qa", "timeoutSec": 900})
+        "plan": ok_plan, "inputs": {"date": "soon"}, "environment": "qa", "timeoutSec": 90_000})
     assert r.status_code == 422
     assert {d["field"] for d in r.json()["error"]["details"]} == {
         "inputs.date", "environment", "timeoutSec"}
