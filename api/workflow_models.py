@@ -120,3 +120,20 @@ class ExecuteWorkflowBody(BaseModel):
     timeout_sec: float | None = Field(default=None, alias="timeoutSec")
     debug: bool = False
     tenant: str = Field(default="default", min_length=1, max_length=100)
+
+
+class SeedExecuteBody(ExecuteWorkflowBody):
+    """Seed 001's ``ExecutionCreate`` (`POST /api/v1/execute`): a saved workflow by
+    ``workflow_id``, or an inline ``definition`` (nodes + edges or connections) that the
+    execution runs, labelled with ``workflow_id`` when one is given."""
+
+    workflow_id: str | None = Field(default=None, min_length=1, max_length=200,
+                                    pattern=ID_PATTERN)
+    definition: Definition | None = None
+
+    @model_validator(mode="after")
+    def _something_to_run(self) -> SeedExecuteBody:
+        if self.workflow_id is None and self.definition is None:
+            raise ValueError("give workflow_id (a saved workflow) or definition (nodes and "
+                             "edges)")  # fmt: skip
+        return self

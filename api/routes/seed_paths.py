@@ -11,8 +11,10 @@ the canonical route's; nothing here decides anything.
 - seed 001 (execution-API note): `/api/v1/execute/{id}/status|logs|pause|resume|stop`;
 - seed 002 §7.1's `/api/v1/executions/{id}/stop|pause|resume` are the canonical routes.
 
-`POST /api/orchestration/plan/generate`, `POST /api/v1/execute` and
-`POST /api/v1/workflows/{id}/execute` belong with plan generation and workflows.
+- seed 001's `POST /api/v1/execute` runs a saved workflow (as
+  `POST /api/v1/workflows/{id}/execute`) or an inline definition (its plan generated as
+  `POST /api/v1/plans/generate` does); seed 002's `/api/v1/workflows/{id}/execute` is the
+  canonical route.
 """
 
 from __future__ import annotations
@@ -25,8 +27,11 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 
+from api import workflows as wf
+from api.deps import Ctx
 from api.envelope import ok
-from api.routes import control, executions, export, live, plans, tracking
+from api.routes import control, executions, export, live, plans, tracking, workflows
+from api.workflow_models import SeedExecuteBody
 
 router = APIRouter(tags=["seed paths"])
 ORCH = "/api/orchestration"
@@ -144,6 +149,8 @@ def _alias(
 
 # ------------------------------------------------------------------ seed 000
 
+_alias("POST", f"{ORCH}/plan/generate", plans.generate_plan_route, "000",
+       "/api/v1/plans/generate")
 _alias("POST", f"{ORCH}/plan/validate", plans.validate_plan_route, "000",
        "/api/v1/plans/validate", request_map=bare_plan,
        words="the body may also be a bare plan, `{id, name, steps, …}`")
@@ -176,3 +183,19 @@ _alias("POST", f"{EXECUTE}/resume", control.resume, "001",
        "/api/v1/executions/{execution_id}/resume")
 _alias("POST", f"{EXECUTE}/stop", executions.stop_execution, "001",
        "/api/v1/executions/{execution_id}/stop")
+
+
+@router.post("/api/v1/execute", status_code=202, name="seed_001_execute",
+             summary="Seed 001's path for running a workflow")  # fmt: skip
+async def execute(body: SeedExecuteBody, ctx: Ctx):
+    """Seed 001's `POST /api/v1/execute` (`ExecutionCreate`: `execution_id`, `workflow_id`,
+    `definition`, `input_data`): a mapping. With a `definition` (seed 003's nodes with
+    `edges` or `connections`) the execution runs the plan `POST /api/v1/plans/generate`
+    makes of it, labelled with `workflow_id`; without one it runs the saved workflow
+    `workflow_id` as `POST /api/v1/workflows/{id}/execute` does. Node types that have no
+    executor here (seed 001's `llm`, `input`, `output`) are a 422 naming each node."""
+    if body.definition is None:
+        assert body.workflow_id is not None  # SeedExecuteBody wants one of the two
+        return ok(await workflows.run_saved(ctx, body.workflow_id, body), 202)
+    plan = await wf.generate(ctx, body.tenant, body.definition, workflow_id=body.workflow_id)
+    return ok(await workflows.run_plan(ctx, plan, body, body.workflow_id, None), 202)

@@ -8,12 +8,13 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from api import workflows as wf
-from api.deps import Ctx, new_id
+from api.deps import AppContext, Ctx, new_id
 from api.envelope import ApiError, ok
 from api.models import ID_PATTERN, StartRequest
 from api.routes.executions import start
 from api.workflow_models import ExecuteWorkflowBody, ImportBody, WorkflowBody
 from streams.definition import Connection, Node
+from streams.plan import Plan
 
 router = APIRouter(prefix="/api/v1/workflows", tags=["workflows"])
 WorkflowId = Annotated[str, Path(min_length=1, max_length=200, pattern=ID_PATTERN)]
@@ -156,7 +157,11 @@ async def execute_workflow(
     """Run the current version (or `version`): 409 for a draft or an inactive workflow,
     422 with every problem for an invalid one. Seed 003's `input_data`, `execution_name`
     and `config.timeout` (the execution's timeout, seconds) are taken as they are."""
-    body = body or ExecuteWorkflowBody()
+    return ok(await run_saved(ctx, workflow_id, body or ExecuteWorkflowBody()), 202)
+
+
+async def run_saved(ctx: AppContext, workflow_id: str, body: ExecuteWorkflowBody) -> dict:
+    """Start the saved workflow's version that ``body`` names (its current one by default)."""
     doc = await wf.load(ctx, body.tenant, workflow_id, body.version)
     status = wf.status_of(doc)
     if status != "active":
@@ -165,7 +170,17 @@ async def execute_workflow(
                           else "set is_active true to run it"))  # fmt: skip
     plan = await wf.generate(ctx, body.tenant, wf.definition_of(doc), workflow_id=workflow_id,
                              name=doc.get("name"))  # fmt: skip
-    labels = {**body.labels, "workflow_version": str(doc["version"])}
+    return await run_plan(ctx, plan, body, workflow_id, doc["version"])
+
+
+async def run_plan(
+    ctx: AppContext, plan: Plan, body: ExecuteWorkflowBody, workflow_id: str | None,
+    version: int | None,
+) -> dict:  # fmt: skip
+    """Start ``plan`` orchestrated with the run options of ``body``; what the 202 answers."""
+    labels = dict(body.labels)
+    if version is not None:
+        labels["workflow_version"] = str(version)
     if body.execution_name:
         labels["execution_name"] = body.execution_name
     req = StartRequest(mode="orchestrated", execution_id=body.execution_id, plan=plan,
@@ -174,4 +189,4 @@ async def execute_workflow(
                        timeout_sec=body.config.timeout or body.timeout_sec,
                        debug=body.debug)  # fmt: skip
     answer = await start(ctx, req)
-    return ok({**answer, "workflow_id": workflow_id, "version": doc["version"]}, 202)
+    return {**answer, "workflow_id": workflow_id, "version": version}

@@ -56,7 +56,8 @@ def seed_status(api: httpx.Client, eid: str) -> dict[str, Any]:
 
 def test_the_seed_paths_are_in_the_openapi_schema_naming_their_seed(api: httpx.Client):
     paths = api.get("/openapi.json").json()["paths"]
-    seeds = {f"{ORCH}/plan/validate": ("post", "000"), f"{ORCH}/execute": ("post", "000"),
+    seeds = {f"{ORCH}/plan/generate": ("post", "000"), f"{ORCH}/plan/validate": ("post", "000"),
+             f"{ORCH}/execute": ("post", "000"), f"{V1}/execute": ("post", "001"),
              f"{ORCH}/execute/validate-inputs": ("post", "000"),
              f"{ORCH}/tracking/summary": ("get", "000"),
              f"{ORCH}/tracking/records": ("get", "000"),
@@ -283,3 +284,65 @@ def test_seed_001_status_and_logs_of_a_reported_execution(api: httpx.Client):
                        ({"limit": 5000}, "limit")):  # fmt: skip
         r = same(logs("execute", **bad), logs("executions", **bad))
         assert r[0] == 422 and r[1]["error"]["details"][0]["field"] == field, r
+
+
+# Seed 001's `definition`: a graph editor's nodes (`type`, `data`, `position`) and edges.
+GRAPH = {"nodes": [
+    {"id": "shape", "type": "transform", "position": {"x": 0, "y": 0},
+     "data": {"mapping": {"echo": "{{ input.message }}"}}},
+    {"id": "done", "type": "TRANSFORM", "data": {"mapping": {"ok": "yes"}}}],
+    "edges": [{"id": "e1", "source": "shape", "target": "done", "animated": True}]}
+
+
+def test_plan_generate_through_seed_000s_path_answers_like_the_canonical_route(
+    api: httpx.Client,
+):
+    for body in ({"definition": GRAPH}, {"definition": {"nodes": [{"id": 1, "type": "llm"}]}},
+                 {"workflow_id": new_eid("wf_none")}, {}):  # fmt: skip
+        r = same(api.post(f"{ORCH}/plan/generate", json=body),
+                 api.post(f"{V1}/plans/generate", json=body))
+        assert r[0] == (200 if body.get("definition") is GRAPH else
+                        404 if "workflow_id" in body else 422), r  # fmt: skip
+    plan = api.post(f"{ORCH}/plan/generate", json={"definition": GRAPH}).json()["data"]["plan"]
+    assert [(s["id"], s["dependsOn"]) for s in plan["steps"]] == [("shape", []),
+                                                                  ("done", ["shape"])]
+
+
+def test_seed_001_execute_runs_a_definition_or_a_saved_workflow(api: httpx.Client):
+    eid, wid = new_eid("seed001run"), new_eid("wf_001")
+    r = api.post(f"{V1}/execute", json={"execution_id": eid, "workflow_id": wid,
+                                        "definition": GRAPH, "input_data": {"message": "Hello"}})
+    assert r.status_code == 202, r.text
+    assert r.json()["data"] == {"execution_id": eid, "command_id": r.json()["data"]["command_id"],
+                                "status": "pending", "workflow_id": wid, "version": None}
+    done = finished(api, eid)
+    assert (done["status"], done["workflow_id"]) == ("succeeded", wid)
+    assert steps_of(done)["shape"]["output"] == {"echo": "Hello"}
+    assert seed_status(api, eid)["status"] == "completed"
+
+    # Seed 001's own node types have no executor here: a 422 naming each node.
+    refused = api.post(f"{V1}/execute", json={"definition": {
+        "nodes": [{"id": "in", "type": "input"}, {"id": "think", "type": "llm"},
+                  {"id": "out", "type": "output"}],
+        "edges": [{"source": "in", "target": "think"}, {"source": "think", "target": "out"}]}})
+    assert refused.status_code == 422, refused.text
+    named = {(d["node_id"], d["problem"].split(" (")[0])
+             for d in refused.json()["error"]["details"]}  # fmt: skip
+    assert named == {("in", "unknown step type 'input'"), ("think", "unknown step type 'llm'"),
+                     ("out", "unknown step type 'output'")}
+
+    # Without a definition it runs the saved workflow, as POST /workflows/{id}/execute does.
+    saved = api.post(f"{V1}/workflows", json={"id": wid, "name": "seed 001", **GRAPH})
+    assert saved.status_code == 201, saved.text
+    ours, theirs = new_eid("canon"), new_eid("seed001wf")
+    body = {"input_data": {"message": "again"}}
+    canonical = api.post(f"{V1}/workflows/{wid}/execute", json={**body, "execution_id": ours})
+    alias = api.post(f"{V1}/execute", json={**body, "execution_id": theirs, "workflow_id": wid})
+    got = same(alias, canonical, ours, theirs)
+    assert got[0] == 202 and got[1]["data"]["version"] == 1
+    for eid in (ours, theirs):
+        assert steps_of(finished(api, eid))["shape"]["output"] == {"echo": "again"}
+    for bad, status in (({}, 422), ({"workflow_id": new_eid("wf_none")}, 404),
+                        ({"workflow_id": wid, "input_data": "x"}, 422)):  # fmt: skip
+        r = api.post(f"{V1}/execute", json=bad)
+        assert r.status_code == status and r.json()["success"] is False, r.text
