@@ -12,7 +12,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-ExecutionStatus = Literal["pending", "running", "paused", "succeeded", "failed", "stopped"]
+ExecutionStatus = Literal[
+    "pending", "queued", "running", "paused", "succeeded", "failed", "stopped"
+]
 STEP_STATUSES = ("running", "succeeded", "failed", "skipped")
 
 

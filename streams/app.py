@@ -18,13 +18,9 @@ import logging
 import os
 import signal
 import time
-import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import faust
-from faust.streams import _current_event
 from faust.types import EventT
 from pydantic import TypeAdapter, ValidationError
 
@@ -32,7 +28,11 @@ from runledger import generations
 from runledger.kafka import COMPRESSION, changelog_topic, patch_broker_quirks, worker_app_id
 from runledger.metrics import DEAD_LETTERS, DECIDE_SECONDS, EVENTS, STEP_OUTCOMES
 from runledger.settings import Settings
+from streams.admission_actor import KEY as QUEUE_KEY
+from streams.admission_actor import AdmissionActor
+from streams.admission_contracts import ADMISSION_KEY
 from streams.builder import Outbound
+from streams.changelog import changelog_partition_of
 from streams.contracts import (
     ChildFinished,
     DeadLetter,
@@ -50,23 +50,6 @@ from streams.state import ExecutionState
 log = logging.getLogger("runledger.worker")
 _decode_message = TypeAdapter(WorkerMessage).validate_json
 WORKER_BATCH = 1000
-
-
-@contextmanager
-def _changelog_partition_of(ev: EventT) -> Iterator[None]:
-    """Make ``ev`` the current event for table writes, so the changelog record lands in
-    the partition ``ev`` came from.
-
-    Only the context variable the table reads is set (it is local to this task). Setting
-    the stream's ``current_event`` attribute instead would corrupt ``take_events``: its
-    buffer reads that attribute when it adds the next message, pairs the new value with
-    the old event, and the agent — reading ``event.value`` — silently loses a message.
-    """
-    token = _current_event.set(weakref.ref(ev))
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
 
 
 def _now_ms() -> int:
@@ -132,6 +115,7 @@ class ExecutionWorker:
         self.rereader = Rereader(self.app, self.table,
                                  {s.topic("commands"), s.topic("step-events")},
                                  worker_app_id(s))  # fmt: skip
+        self.queue = AdmissionActor(self.table, self.commands)
         self._woken: dict[bytes, tuple[int, float]] = {}  # key → (due woken for, when)
         self._indexed_partitions: frozenset[Any] = frozenset()
 
@@ -146,7 +130,7 @@ class ExecutionWorker:
         self.rereader.seen(tps)
         admission = admit(((ev.message.tp, ev.message.offset) for ev in batch),
                           self.rereader.cursors(tps))
-        grouped: dict[str, list[tuple[EventT, Message]]] = {}
+        grouped: dict[str, list[tuple[EventT, Any]]] = {}  # Message, or AdmissionMessage
         acks: list[Any] = []
         last_of: dict[Any, EventT] = {}  # source partition → its last applied message
         for ev, applies in zip(batch, admission.apply, strict=True):
@@ -161,7 +145,11 @@ class ExecutionWorker:
             grouped.setdefault(msg.execution_id, []).append((ev, msg))
         changed: dict[str, tuple[EventT, ExecutionState]] = {}
         evicted: dict[str, EventT] = {}
+        queue_write: tuple[EventT, bytes] | None = None
         for eid, items in grouped.items():
+            if eid == ADMISSION_KEY:
+                queue_write = await self.queue.apply(items, acks)
+                continue
             state = before = self._load(eid)
             out: list[Event] = []
             tasks: list[StepTask] = []
@@ -197,19 +185,22 @@ class ExecutionWorker:
                 changed[eid] = (items[-1][0], state)
         if acks:
             await asyncio.gather(*acks)
+        if queue_write is not None:
+            with changelog_partition_of(queue_write[0]):
+                self.table[QUEUE_KEY] = queue_write[1]
         for eid, (ev, state) in changed.items():
             key = eid.encode()
-            with _changelog_partition_of(ev):
+            with changelog_partition_of(ev):
                 self.table[key] = state.model_dump_json().encode()
             self._note_due(key, state)
         for eid, ev in evicted.items():
             key = eid.encode()
             if key in self.table:
-                with _changelog_partition_of(ev):
+                with changelog_partition_of(ev):
                     del self.table[key]  # a tombstone on the changelog
             self._due.pop(key, None)
         for tp, offset in admission.moved.items():  # after the states, to the same partition
-            with _changelog_partition_of(last_of[tp]):
+            with changelog_partition_of(last_of[tp]):
                 self.table[cursor_key(tp)] = b"%d" % offset
         if admission.holes:
             await self.rereader.seek_back(admission.holes)
@@ -255,7 +246,7 @@ class ExecutionWorker:
         self._indexed_partitions = actives
         self._due.clear()
         for key, raw in list(self.table.data.items()):
-            if is_cursor_key(key):
+            if is_cursor_key(key) or key == QUEUE_KEY:
                 continue
             self._note_due(key, ExecutionState.model_validate_json(raw))
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.admission_contracts import Enqueue, Occupy, Release
 from streams.composite import plan_step_of
 from streams.contracts import (
     ChildFinished,
@@ -21,7 +22,10 @@ from streams.contracts import (
 from streams.fold import evolve
 from streams.state import ExecutionState
 
-Outbound = StartExecution | StopExecution | ControlCommand | ChildFinished
+# To other executions (a sub-execution's start, stop or outcome) and to the admission queue.
+Outbound = (
+    StartExecution | StopExecution | ControlCommand | ChildFinished | Enqueue | Occupy | Release
+)
 
 
 @dataclass

@@ -13,7 +13,19 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from streams.admission_contracts import (
+    ADMISSION_KEY,
+    AdmissionMessage,
+    AdmissionReset,
+    Enqueue,
+    Occupy,
+    Release,
+    SetLimits,
+)
 from streams.plan import Plan
+
+__all__ = ["ADMISSION_KEY", "AdmissionMessage", "AdmissionReset", "Enqueue", "Occupy",
+           "Release", "SetLimits"]  # re-exported: every worker message is named here
 
 EventType = Literal[
     "execution_started",
@@ -32,6 +44,8 @@ EventType = Literal[
     "log",
     "metric",
     "command_rejected",
+    "execution_queued",  # additive: waits for a running slot (limits)
+    "execution_dequeued",  # additive: got its slot and runs
 ]
 
 ReportedType = Literal[
@@ -129,6 +143,10 @@ class StartExecution(_Message):
     module: str | None = None
     parent_execution_id: str | None = None  # additive: started by a sub_execution step
     parent_step_id: str | None = None
+    # additive: wait for a running slot (the API sets it while limits are configured);
+    # among those waiting, a higher priority starts first, then the earlier start
+    queued: bool = False
+    priority: int = 0
 
 
 class FinishExecution(_Message):
@@ -220,9 +238,17 @@ class Rehydrate(_Message):
     state: dict[str, Any]
 
 
+class Admit(_Message):
+    """The admission queue's word that a queued execution may run now."""
+
+    kind: Literal["admit"] = "admit"
+    command_id: str
+
+
 WorkerMessage = Annotated[
     StartExecution | FinishExecution | StopExecution | ControlCommand | ReportBatch | TaskUpdate
-    | ChildFinished | Wake | Rehydrate,
+    | ChildFinished | Wake | Rehydrate | Admit | Enqueue | Occupy | Release | SetLimits
+    | AdmissionReset,
     Field(discriminator="kind"),
 ]
 

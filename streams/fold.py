@@ -49,6 +49,14 @@ def evolve(state: ExecutionState | None, event: Event) -> ExecutionState:
         upd["error_type"] = event.data.get("error_type")
     elif kind == "execution_paused":
         upd["status"] = "paused"
+    elif kind == "execution_queued":
+        upd.update(status="queued", admission=True, queued_at=ts,
+                   priority=int(event.data.get("priority") or 0),
+                   queued_timeout_ms=event.data.get("timeout_ms"))  # fmt: skip
+    elif kind == "execution_dequeued":
+        upd["status"] = "running"
+        if event.data.get("timeout_at"):
+            upd["timeout_at"] = ms_of(event.data["timeout_at"])
     elif kind == "execution_resumed":
         upd.update(_resumed(state, event.data))
     elif kind in ("user_input_required", "input_received") and event.step_id:

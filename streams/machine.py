@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from streams import control, orchestrate, steps, subexec, task_updates, timers
+from streams import control, orchestrate, queueing, steps, subexec, task_updates, timers
 from streams.builder import Builder, Outbound
 from streams.contracts import (
     STEP_REPORT_TYPES,
+    Admit,
     ChildFinished,
     ControlCommand,
     Event,
@@ -52,7 +53,7 @@ class Decision:
 
 Message = (
     StartExecution | FinishExecution | StopExecution | ControlCommand | ReportBatch | TaskUpdate
-    | ChildFinished | Wake | Rehydrate
+    | ChildFinished | Wake | Rehydrate | Admit
 )
 
 
@@ -86,8 +87,11 @@ def decide(state: ExecutionState | None, msg: Message, cfg: MachineConfig) -> De
     elif isinstance(msg, ReportBatch):
         for report in msg.reports:
             _report(b, report)
+    elif isinstance(msg, Admit):
+        queueing.on_admit(b, msg)
     resent = isinstance(msg, StartExecution) and msg.parent_execution_id is not None
     b.outbound += subexec.notices(state, b.state, resent, msg.received_at)
+    b.outbound += queueing.notices(state, b.state, msg.received_at)
     return Decision(b.state, tuple(b.events), tuple(b.tasks), tuple(b.outbound))
 
 
@@ -126,14 +130,17 @@ def _start(b: Builder, msg: StartExecution) -> None:
     if msg.parent_execution_id is not None:
         definition.update(parent_execution_id=msg.parent_execution_id,
                           parent_step_id=msg.parent_step_id)
-    if msg.timeout_sec is not None:
+    queued = queueing.wants_queue(msg)
+    if msg.timeout_sec is not None and not queued:  # a queued one's counts once it runs
         definition["timeout_at"] = msg.received_at + int(msg.timeout_sec * 1000)
     if msg.debug:
         definition["debug"] = True
     if b.state is None:
         b.emit("execution_started", msg.command_id, msg.received_at, message="execution started",
                data=definition, workflow_id=msg.workflow_id, system=msg.system, module=msg.module)
-        if msg.mode == "orchestrated" and msg.plan is not None:
+        if queued:
+            queueing.enqueue(b, msg)
+        elif msg.mode == "orchestrated" and msg.plan is not None:
             orchestrate.advance(b, msg.command_id, msg.received_at)
     elif not b.state.defined and not b.state.finished and msg.mode == "tracked":
         b.emit("execution_updated", msg.command_id, msg.received_at,

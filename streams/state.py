@@ -15,7 +15,9 @@ from streams.composite import layout
 from streams.contracts import FinalStatus, Mode
 from streams.plan import Plan
 
-ExecutionStatus = Literal["pending", "running", "paused", "succeeded", "failed", "stopped"]
+ExecutionStatus = Literal[
+    "pending", "queued", "running", "paused", "succeeded", "failed", "stopped"
+]
 StepStatus = Literal[
     "pending", "scheduled", "running", "waiting_input", "retrying",
     "succeeded", "failed", "skipped", "blocked", "stopped",
@@ -102,6 +104,12 @@ class ExecutionState(BaseModel):
     debug: bool = False  # orchestrated, paused before every step; `step` runs the next
     parent_execution_id: str | None = None  # a sub-execution: who started it
     parent_step_id: str | None = None  # ... and for which of its steps
+    # Limits (streams/admission.py): it went through the admission queue, when it was
+    # queued, its priority there, and the timeout (ms) that starts once it runs
+    admission: bool = False
+    queued_at: int | None = None
+    priority: int = 0
+    queued_timeout_ms: int | None = None
 
     @property
     def finished(self) -> bool:
