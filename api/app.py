@@ -15,6 +15,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 
+from api import limits
+from api.backpressure import install_backpressure
 from api.bus import CommandBus
 from api.deps import AppContext
 from api.drain import drain
@@ -40,6 +42,7 @@ from api.routes import (
     tracking,
     workflows,
 )
+from api.routes import limits as limits_routes
 from api.startup import check_partitions, restore_if_needed
 from api.tail import EventTail
 from projections.clickhouse import ClickHouse
@@ -76,6 +79,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ctx = AppContext(settings=settings, bus=bus, tail=tail, ch=ch, journal=journal,
                          projector=projector, restoring=True)  # fmt: skip
         app.state.ctx = ctx
+        ctx.edge = app.state.edge_limits
+        await limits.load(ctx)
+        tail.watchers.append(ctx.queue.on_event)
+        ctx.queue.seed(await limits.queued_rows(ctx))
         background = [asyncio.create_task(reconcile_forever(ctx), name="reconcile")]
         if settings.uses_generations:
             ctx.generation = GenerationInfo(leftovers=leftovers)
@@ -107,8 +114,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Runledger", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
     app.middleware("http")(_timed)
+    install_backpressure(app, configured)  # added last: outermost, before timing and routing
     for module in (health, plans, search, executions, control, ingest, tracking, stats, export,
-                   admin, audit, dead_letters, live, workflows, bulk, step_types):
+                   admin, audit, dead_letters, live, workflows, bulk, step_types, limits_routes):
         app.include_router(module.router)
     app.include_router(seed_paths.router)  # the seed documents' own paths (DESIGN.md)
     return app

@@ -13,12 +13,14 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Request
 
 from api.bus import CommandBus
+from api.queue_watch import QueueWatch
 from api.tail import EventTail
 from projections.export_status import ExportRegistry
 from projections.rebuild import RebuildRun
 from runledger.hooks import Hooks
 from runledger.settings import Settings
 from streams.executors.masking import Masker
+from streams.limits import Limits
 
 
 @dataclass
@@ -40,6 +42,9 @@ class AppContext:
     rebuild: RebuildRun | None = None  # the latest projection rebuild (api/routes/admin.py)
     rebuild_task: Any = None  # its asyncio.Task
     hooks: Hooks = field(default_factory=Hooks.load)  # plug-in hooks (runledger/hooks.py)
+    limits: Limits = field(default_factory=Limits)  # in force (api/limits.py)
+    queue: QueueWatch = field(default_factory=QueueWatch)
+    edge: Any = None  # api.backpressure.EdgeLimits on app.state (body size, rate limit)
 
     @property
     def db(self) -> str:

@@ -34,9 +34,10 @@ class JsonResponse(Response):
 class ApiError(Exception):
     def __init__(
         self, status: int, code: str, message: str, *, details: list[Any] | None = None,
-        category: Category | None = None,
+        category: Category | None = None, headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
+        self.headers = headers  # e.g. Retry-After on a 429
         self.status = status
         self.code = code
         self.message = message
@@ -52,7 +53,7 @@ def error_response(err: ApiError) -> JsonResponse:
     body = {"success": False, "data": None, "error": {
         "code": err.code, "category": err.category, "message": err.message,
         "details": err.details}}  # fmt: skip
-    return JsonResponse(body, err.status)
+    return JsonResponse(body, err.status, err.headers)
 
 
 def not_found(what: str, ident: str) -> ApiError:

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any
 
+from api import limits
 from api.deps import AppContext
 from projections.clickhouse import ClickHouse
 from projections.journal import journal_top
@@ -159,6 +160,7 @@ async def switch_generation(ctx: AppContext) -> dict[str, float | int]:
             await ctx.tail.switch(new)
             ctx.settings = ctx.bus.settings = new
             ctx.hot_until.clear()  # nothing finished is in the new workers' tables
+            await limits.announce(ctx)  # the new workers' admission queue starts empty
             lap("switch_tail_s")
         info.restored_records = await generations.records_in(new)
         info.restored_ends = await generations.end_offsets(

@@ -34,6 +34,8 @@ class StartRequest(_Body):
     tenant: str = Field(default="default", min_length=1, max_length=100)
     timeout_sec: float | None = Field(default=None, alias="timeoutSec")
     debug: bool = False  # orchestrated: pause before every step; POST …/step runs the next
+    # While limits hold executions back, a higher priority starts first (then FIFO).
+    priority: int = Field(default=0, ge=-1000, le=1000)
 
     @model_validator(mode="after")
     def _valid(self) -> StartRequest:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from api import limits
 from api.deps import AppContext
 from api.generation import delete_generations
 from projections.clickhouse import ClickHouse
@@ -48,6 +49,7 @@ async def restore_if_needed(ctx: AppContext) -> None:
             elif await broker_is_empty(ctx.settings) and await archive_has_data(ctx.ch, ctx.db):
                 log.info("the broker is empty and ClickHouse is not: restoring")
                 await restore(ctx.settings, ctx.ch, ctx.bus.producer, database=ctx.db)
+            await limits.announce(ctx)  # the admission queue admits nothing before this
             ctx.restoring = False
             return
         except asyncio.CancelledError:

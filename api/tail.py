@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -32,6 +33,7 @@ class EventTail:
         self.recent: OrderedDict[str, deque[dict[str, Any]]] = OrderedDict()
         self.subscribers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
         self.verdicts: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.watchers: list[Callable[[dict[str, Any]], None]] = []  # called with each event
         self._task: asyncio.Task[None] | None = None
         self.running = False
 
@@ -111,6 +113,8 @@ class EventTail:
                 ring.append(ev)
             for q in self.subscribers.get(eid, ()):
                 q.put_nowait(ev)
+            for watch in self.watchers:
+                watch(ev)
             fut = self.verdicts.pop(ev["cause_id"], None)
             if fut is not None and not fut.done():
                 fut.set_result(ev)

@@ -119,6 +119,7 @@ class ExecuteWorkflowBody(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict, max_length=50)
     timeout_sec: float | None = Field(default=None, alias="timeoutSec")
     debug: bool = False
+    priority: int = Field(default=0, ge=-1000, le=1000)
     tenant: str = Field(default="default", min_length=1, max_length=100)
 
 

@@ -12,10 +12,11 @@ from typing import Any
 
 from projections.clickhouse import ClickHouse, identifier
 from projections.filters import Filters, executions_where
+from projections.queue_stats import execution_queue_wait
 from projections.schema import DEFAULT_DATABASE
 from streams.contracts import iso_ms
 
-ACTIVE = ("pending", "running", "paused")
+ACTIVE = ("pending", "queued", "running", "paused")
 MINUTE_MS = 60_000
 
 
@@ -71,6 +72,7 @@ async def realtime_stats(
         "AND timestamp <= fromUnixTimestamp64Milli({now:Int64}, 'UTC')",
         ev_params,
     ))[0]  # fmt: skip
+    waits = await execution_queue_wait(ch, f, now - 300_000, now + 1, database=database)
     by_status = {r["status"]: int(r["n"]) for r in active_rows}
     finished = int(ev["finished"])
     return {
@@ -84,4 +86,5 @@ async def realtime_stats(
         "step_events_per_second": round(int(ev["step_events"]) / 60, 3),
         "error_rate": round(int(ev["failed"]) / finished, 4) if finished else None,
         "step_attempts_finished_5m": finished,
+        "queue": {"queued": by_status.get("queued", 0), "wait_ms": waits},  # last 5 min
     }

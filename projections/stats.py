@@ -36,6 +36,7 @@ from typing import Any, Literal
 
 from projections.clickhouse import ClickHouse, identifier
 from projections.filters import Filters
+from projections.queue_stats import execution_queue_wait
 from projections.schema import DEFAULT_DATABASE
 from projections.stats_queries import Group, error_rows, execution_rows, scope, step_rows
 from projections.tracking import _iso, _number, default_window
@@ -147,10 +148,12 @@ async def workflow_stats(
     """The figures of one workflow (DESIGN "Workflow statistics" shape, plus queue wait,
     series and the window)."""
     f = default_window(f.model_copy(update={"workflow_id": workflow_id}), now_ms)
-    out, _, _ = await _grouped(ch, f, "workflow", interval, database)
+    (out, _, _), waits = await asyncio.gather(
+        _grouped(ch, f, "workflow", interval, database),
+        execution_queue_wait(ch, f, f.since_ms or 0, f.until_ms or 0, database=database))
     empty = _figures(None, [], [], [] if interval else None)
-    return {"workflow_id": workflow_id, **out.get("", empty), "from": _iso(f.since_ms),
-            "to": _iso(f.until_ms), "interval": interval}  # fmt: skip
+    return {"workflow_id": workflow_id, **out.get("", empty), "execution_queue_wait": waits,
+            "from": _iso(f.since_ms), "to": _iso(f.until_ms), "interval": interval}  # fmt: skip
 
 
 async def group_stats(

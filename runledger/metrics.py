@@ -3,8 +3,8 @@
 `runledger run` gives its children one ``PROMETHEUS_MULTIPROC_DIR`` (under the data
 dir, emptied at start), so the API's `GET /metrics` shows the workers' figures and its
 own (API and projector) together, through prometheus-client's multiprocess mode; the
-step executor records none yet. Scaled out, each process that serves HTTP shows its
-own; set the variable per host the same way.
+step executor records only its tasks in flight per target system. Scaled out, each
+process that serves HTTP shows its own; set the variable per host the same way.
 """
 
 from __future__ import annotations
@@ -42,6 +42,9 @@ JOURNAL_COMMIT_SECONDS = Histogram("runledger_journal_commit_seconds",
                                    buckets=_FAST)  # fmt: skip
 WS_SUBSCRIBERS = Gauge("runledger_websocket_subscribers", "Open WebSocket tails",
                        multiprocess_mode="livesum")  # fmt: skip
+HTTP_REFUSED = Counter("runledger_http_refused_total",
+                       "Requests the edge refused before routing (back-pressure)",
+                       ["reason"])  # fmt: skip
 # Worker
 DECIDE_SECONDS = Histogram("runledger_decide_seconds", "decide() latency per message",
                            buckets=_FAST)  # fmt: skip
@@ -56,6 +59,10 @@ PROJECTOR_BATCH = Histogram("runledger_projector_batch_events", "Events per proj
                             buckets=(1, 10, 50, 100, 500, 1000, 5000, 10000, 50000))  # fmt: skip
 PROJECTOR_DELAY = Histogram("runledger_projector_delay_seconds",
                             "Event received → in ClickHouse", buckets=_SLOW)  # fmt: skip
+# Step executor
+EXECUTOR_SYSTEM_IN_FLIGHT = Gauge("runledger_executor_system_in_flight",
+                                  "Step tasks running against each target system",
+                                  ["system"], multiprocess_mode="livesum")  # fmt: skip
 
 
 def observe_flush(group: str, events: int, received_ms: list[int],

@@ -25,8 +25,10 @@ from projections import queries
 from projections.clickhouse import ClickHouse, identifier
 from runledger.kafka import changelog_topic, logical_topic, make_consumer
 from runledger.settings import Settings
+from streams.admission_contracts import ADMISSION_KEY, AdmissionReset, Enqueue, Occupy
 from streams.contracts import Rehydrate
 from streams.machine import evolve
+from streams.queueing import scopes_of
 from streams.state import ExecutionState
 
 log = logging.getLogger("runledger.restore")
@@ -140,7 +142,10 @@ async def restore(
     targets = sorted(set(await unfinished_execution_ids(ch, database)) | touched)
     log.info("restore: %d executions to rehydrate, %d journal entries to append again",
              len(targets), len(entries))  # fmt: skip
-    report.executions = await _rehydrate(settings, ch, producer, targets, database, progress)
+    queue: list[ExecutionState] = []
+    report.executions = await _rehydrate(settings, ch, producer, targets, database, progress,
+                                         queue=queue)  # fmt: skip
+    await _reset_admission(settings, producer, queue)
     await _append(settings, producer, entries, progress)
     report.entries = len(entries)
     report.first_pos = int(entries[0]["journal_pos"]) if entries else None
@@ -163,6 +168,7 @@ async def reappend(
 async def _rehydrate(
     settings: Settings, ch: ClickHouse, producer: AIOKafkaProducer, execution_ids: list[str],
     database: str, progress: Progress | None, sent: set[str] | None = None,
+    queue: list[ExecutionState] | None = None,
 ) -> int:
     """Send each execution's archived state. A parent of sub-executions goes after its
     children (theirs first, recursively): its restored state sends their starts again,
@@ -185,6 +191,8 @@ async def _rehydrate(
     async for page in archived_states(ch, database, execution_ids):
         items = []
         for eid, tenant, state in page:
+            if queue is not None and b'"admission":true' in state:
+                queue.append(ExecutionState.model_validate_json(state))
             kids = _children(state)
             if kids:
                 parents.append((eid, tenant, state))
@@ -197,13 +205,33 @@ async def _rehydrate(
     waiting = {eid for eid, _, _ in parents}
     if children - sent - waiting:
         await _rehydrate(settings, ch, producer, sorted(children - sent - waiting), database,
-                         None, sent)  # fmt: skip
+                         None, sent, queue)  # fmt: skip
     # Deepest first: a child's id extends its parent's.
     parents.sort(key=lambda p: -len(p[0]))
     await _send_in_order(producer, [records(*p) for p in parents], "executions", progress,
                          done=len(sent), total=len(execution_ids))  # fmt: skip
     sent |= waiting
     return len(sent)
+
+
+async def _reset_admission(
+    settings: Settings, producer: AIOKafkaProducer, states: list[ExecutionState]
+) -> None:
+    """The admission queue's state, from the archived states of the executions that went
+    through it: who holds a slot, who waits. Sent after their rehydrates, so an Admit it
+    sends finds its execution there."""
+    now = int(time.time() * 1000)
+    live = [s for s in states if not s.finished]
+    reset = AdmissionReset(
+        received_at=now,
+        running=tuple(Occupy(received_at=now, subject=s.execution_id, scopes=scopes_of(s))
+                      for s in live if s.status != "queued"),
+        queued=tuple(Enqueue(received_at=s.queued_at or now, subject=s.execution_id,
+                             subject_tenant=s.tenant, scopes=scopes_of(s), priority=s.priority)
+                     for s in live if s.status == "queued"),
+    )  # fmt: skip
+    await producer.send_and_wait(settings.topic("commands"), reset.model_dump_json().encode(),
+                                 key=ADMISSION_KEY.encode())  # fmt: skip
 
 
 def _children(state: bytes) -> set[str]:

@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.limits import Limits
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RUNLEDGER_", extra="ignore")
@@ -59,6 +61,35 @@ class Settings(BaseSettings):
         default=["password", "token", "secret", "authorization", "api_key", "cookie"],
         description="key name parts whose values the read side shows as ***",
     )
+    # limits on running orchestrated executions (streams/limits.py); PUT /admin/limits
+    # changes them at runtime. Dicts are JSON: RUNLEDGER_MAX_RUNNING_PER_SYSTEM='{"ERP": 5}'
+    max_running: int | None = Field(default=None, ge=1)
+    max_running_per_tenant: dict[str, int] = Field(default_factory=dict)
+    max_running_per_workflow: dict[str, int] = Field(default_factory=dict)
+    max_running_per_system: dict[str, int] = Field(default_factory=dict)
+    max_queued: int = Field(default=10_000, ge=0)
+
+    # limits (back-pressure)
+    max_body_bytes: int = Field(
+        default=10_485_760, ge=1,
+        description="request bodies over this many bytes get 413 (a 5,000-event batch fits)",
+    )  # fmt: skip
+    rate_limit: float | None = Field(
+        default=None, gt=0, description="requests per second per client (API key, else IP) "
+        "before 429; unset = no limit; each API process counts on its own",
+    )  # fmt: skip
+    rate_limit_burst: int | None = Field(
+        default=None, ge=1, description="requests a client may send at once; unset = the rate "
+        "(at least 1)",
+    )  # fmt: skip
+    system_concurrency: dict[str, int] = Field(
+        default_factory=dict, description='step tasks in flight at once per target system, '
+        'as JSON: {"ERP": 5}; per executor process',
+    )  # fmt: skip
+    system_concurrency_default: int | None = Field(
+        default=None, ge=1, description="the cap of every system not in system_concurrency; "
+        "unset = none",
+    )  # fmt: skip
 
     @property
     def embedded_broker(self) -> bool:
@@ -93,6 +124,12 @@ class Settings(BaseSettings):
     def broker_pid_file(self) -> Path:
         """Where the supervisor writes the embedded broker's pid (its memory is watched)."""
         return self.data_dir / "broker.pid"
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(max_running=self.max_running, tenants=self.max_running_per_tenant,
+                      workflows=self.max_running_per_workflow,
+                      systems=self.max_running_per_system, max_queued=self.max_queued)
 
     def at_generation(self, generation: int) -> Settings:
         return self.model_copy(update={"generation": generation})

@@ -6,7 +6,8 @@ Routes (the rest of the path only tells calls apart):
 ``/status/<code>`` that status with a long text body; ``/slow?s=N`` 200 after N s;
 ``/drip?s=N`` headers at once, then one body byte every 0.1 s for N s;
 ``/hang-once/…`` the first call sleeps 30 s, later ones answer 200 at once;
-``/flaky/…`` 503 for the first two calls of that path, then as ``/json``.
+``/flaky/…`` 503 for the first two calls of that path, then as ``/json``;
+``/hold/…?s=N`` 200 after N s, counting the calls in flight at once (``peak``).
 Every request is recorded (method, path, headers, body).
 """
 
@@ -39,6 +40,8 @@ class Stub:
     base_url: str = ""
     seen: list[Seen] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    in_flight: int = 0  # /hold calls being answered now
+    peak: int = 0  # the most /hold calls in flight at once
 
     def calls(self, path: str) -> list[Seen]:
         with self.lock:
@@ -98,6 +101,8 @@ def _handler(stub: Stub) -> type[BaseHTTPRequestHandler]:
             elif parts[0] == "slow":
                 time.sleep(float(query.get("s", ["5"])[0]))
                 self._send(200, b'{"slow": true}')
+            elif parts[0] == "hold":
+                self._hold(float(query.get("s", ["0.2"])[0]))
             elif parts[0] == "drip":
                 self._drip(float(query.get("s", ["3"])[0]))
             elif parts[0] == "hang-once":
@@ -106,6 +111,17 @@ def _handler(stub: Stub) -> type[BaseHTTPRequestHandler]:
                 self._send(200, b'{"ok": true}')
             else:
                 self._send(404, b"no such route", "text/plain")
+
+        def _hold(self, seconds: float) -> None:
+            with stub.lock:
+                stub.in_flight += 1
+                stub.peak = max(stub.peak, stub.in_flight)
+            try:
+                time.sleep(seconds)
+            finally:
+                with stub.lock:
+                    stub.in_flight -= 1
+            self._send(200, b'{"held": true}')
 
         def _drip(self, seconds: float) -> None:
             n = int(seconds / 0.1)

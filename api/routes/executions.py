@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query
 from api.accept import accept
 from api.control import entry_for, submit
 from api.deps import AppContext, Ctx, IdempotencyKey, command_id_for, digest, new_id, now_ms
-from api.envelope import not_found, ok
+from api.envelope import ApiError, not_found, ok
 from api.history import merged_history
 from api.models import FinishRequest, StartRequest, StopRequest
 from api.routes.plans import check_inputs, prepared_plan
@@ -18,6 +18,7 @@ from streams.contracts import FinishExecution, StartExecution, StopExecution
 from streams.executors.masking import mask_event
 
 router = APIRouter(prefix="/api/v1", tags=["executions"])
+QUEUE_FULL_RETRY_AFTER = 5  # seconds
 ExecId = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:\-]+$")]
 Tenant = Annotated[str, Query(min_length=1, max_length=100)]
 
@@ -39,6 +40,11 @@ async def start(
         body = body.model_copy(update={"plan": await prepared_plan(ctx, body.tenant,
                                                                    body.plan)})  # fmt: skip
     check_inputs(body.plan, body.inputs, body.environment, body.timeout_sec)
+    queued = body.mode == "orchestrated" and ctx.limits.enabled
+    if queued and len(ctx.queue) >= ctx.limits.max_queued:
+        raise ApiError(429, "queue_full", f"{len(ctx.queue):,} executions wait for a running "
+                       f"slot (max_queued {ctx.limits.max_queued:,}): retry later",
+                       headers={"Retry-After": str(QUEUE_FULL_RETRY_AFTER)})  # fmt: skip
     await ctx.hooks.before_execution(body.workflow_id, body.inputs)
     if body.execution_id:
         eid = body.execution_id
@@ -51,9 +57,11 @@ async def start(
         command_id=command_id_for(body.tenant, f"start:{eid}", idempotency_key),
         mode=body.mode, plan=body.plan, inputs=body.inputs, environment=body.environment,
         labels=body.labels, workflow_id=body.workflow_id, system=body.system, module=body.module,
-        timeout_sec=body.timeout_sec, debug=body.debug,
+        timeout_sec=body.timeout_sec, debug=body.debug, queued=queued, priority=body.priority,
     )  # fmt: skip
     await accept(ctx, [entry_for(ctx, "start", cmd)])
+    if queued:
+        ctx.queue.accepted(eid)
     return {"execution_id": eid, "command_id": cmd.command_id, "status": "pending"}
 
 

@@ -45,5 +45,6 @@ async def realtime_stats(f: QueryFilters, ctx: Ctx):
     (null when no projector runs in this process: the ClickHouse-server layout)."""
     data = await realtime.realtime_stats(ctx.ch, f, database=ctx.db)
     data["projector_lag"] = ctx.projector.lag() if ctx.projector is not None else None
+    data["queue"]["length"] = len(ctx.queue)  # this process's view (what 429s are read from)
     data["generation"] = ctx.generation.public() if ctx.generation is not None else None
     return ok(data)

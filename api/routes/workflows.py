@@ -187,6 +187,6 @@ async def run_plan(
                        inputs=body.inputs, environment=body.environment, labels=labels,
                        workflow_id=workflow_id, tenant=body.tenant,
                        timeout_sec=body.config.timeout or body.timeout_sec,
-                       debug=body.debug)  # fmt: skip
+                       debug=body.debug, priority=body.priority)  # fmt: skip
     answer = await start(ctx, req)
     return {**answer, "workflow_id": workflow_id, "version": version}

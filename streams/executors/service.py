@@ -5,12 +5,16 @@ send ``succeeded`` or ``failed`` (``runledger.step-events``, keyed by execution 
 the time it started; a task still running after ``STARTED_AFTER`` is reported as
 ``started`` first, so the detail shows it running (a quick call saves that message).
 Tasks run concurrently, at most ``executor_concurrency`` at once (the partitions are
-paused while that many run), so a hanging call blocks nothing else. A partition's offset
-is committed only up to its lowest unfinished task (``offsets.OffsetTracker``). Each
-outcome is recorded on disk before it is sent (``outcomes.Outcomes``): a task that comes
-again after it finished has its recorded outcome sent again instead of running twice. If
-an update cannot be sent the process stops with an error: its unfinished tasks run again
-after the restart, which the task ids make safe.
+paused while that many run), so a hanging call blocks nothing else. A task whose target
+system is at its cap (``system_concurrency``, system_limits.py) waits without counting
+as running; once ``executor_concurrency`` tasks wait so, the partitions pause too (a
+backlog for one system then holds up the others: Kafka hands tasks over in order, and
+buffering more would be unbounded). A partition's offset is committed only up to its
+lowest unfinished task (``offsets.OffsetTracker``). Each outcome is recorded on disk
+before it is sent (``outcomes.Outcomes``): a task that comes again after it finished has
+its recorded outcome sent again instead of running twice. If an update cannot be sent
+the process stops with an error: its unfinished tasks run again after the restart, which
+the task ids make safe.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from streams.executors.offsets import OffsetTracker
 from streams.executors.outcomes import Outcomes
 from streams.executors.registry import Executor, ExecutorContext, load_executors
 from streams.executors.runner import finished_update, now_ms, run_task, started_update
+from streams.executors.system_limits import SystemLimits, fetch_room
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +98,7 @@ class ExecutorService:
         self.settings = settings
         self.executors = executors
         self.concurrency = settings.executor_concurrency
+        self.system_limits = SystemLimits.from_settings(settings)  # set_caps() to change
         self.events_topic = settings.topic("step-events")
         self.group_id = group_id(settings, "executors")
         self.tracker = OffsetTracker()
@@ -132,7 +138,7 @@ class ExecutorService:
     async def _consume(self, stop: asyncio.Event) -> None:
         fetcher = Fetcher(self.consumer, "executor")
         while not stop.is_set() and self.fatal is None:
-            free = self.concurrency - len(self.tasks)
+            free = fetch_room(self.concurrency, len(self.tasks), self.system_limits.waiting)
             if free <= 0:
                 self.consumer.pause(*self.consumer.assignment())
             elif self.consumer.paused():
@@ -170,7 +176,8 @@ class ExecutorService:
                          extra={"execution_id": task.execution_id})  # fmt: skip
                 await self._send(task.execution_id, recorded)
             else:
-                await self._run(task)
+                async with self.system_limits.slot(task.system):
+                    await self._run(task)
         except asyncio.CancelledError:
             self.running.pop(task.task_id, None)  # not finished: its offset stays uncommitted
             raise

@@ -1,0 +1,62 @@
+"""The limits in force (streams/limits.py): the settings' at first, then the latest change
+made through `PUT /api/v1/admin/limits` (journaled; read back from the journal at start).
+
+The admission queue learns them from a ``SetLimits`` message this process sends at start
+(after any restore) and on every change; each API process refuses starts past
+``max_queued`` by its own view of the queue (``QueueWatch``): what it accepted itself, and
+what the events tail shows of everyone's (api/queue_watch.py).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+
+from api.deps import AppContext
+from projections.clickhouse import identifier
+from streams.admission_contracts import ADMISSION_KEY, SetLimits
+from streams.limits import Limits
+
+ACTION = "limits.set"
+EDGE_ACTION = "limits.edge"  # topic-less: each API process reads it back at start
+
+
+async def latest_payload(ctx: AppContext, action: str) -> str | None:
+    """The payload of the newest journaled change ``action``, if there was one."""
+    db = identifier(ctx.db)
+    rows = await ctx.ch.query(
+        f"SELECT payload FROM {db}.journal WHERE action = {{action:String}} "
+        "ORDER BY journal_pos DESC LIMIT 1", {"action": action})  # fmt: skip
+    return rows[0]["payload"] if rows else None
+
+
+async def load(ctx: AppContext) -> None:
+    """At start: the latest changes if any, else the settings' limits."""
+    raw = await latest_payload(ctx, ACTION)
+    ctx.limits = SetLimits.model_validate_json(raw).limits if raw else ctx.settings.limits
+    edge = await latest_payload(ctx, EDGE_ACTION)
+    if edge and ctx.edge is not None:
+        for key, value in orjson.loads(edge).items():
+            setattr(ctx.edge, key, value)
+
+
+async def announce(ctx: AppContext) -> None:
+    """Tell the admission queue the limits in force (at start: it admits nothing until
+    it knows them)."""
+    msg = SetLimits(received_at=int(time.time() * 1000), limits=ctx.limits)
+    await ctx.bus.publish([(ctx.settings.topic("commands"), ADMISSION_KEY,
+                            msg.model_dump_json().encode())])  # fmt: skip
+
+
+def payload(limits: Limits, at: int) -> bytes:
+    return SetLimits(received_at=at, limits=limits).model_dump_json().encode()
+
+
+async def queued_rows(ctx: AppContext) -> list[dict[str, Any]]:
+    """The executions ClickHouse shows queued: id, tenant, workflow and since when."""
+    db = identifier(ctx.db)
+    return await ctx.ch.query(
+        "SELECT execution_id, tenant, workflow_id, toUnixTimestamp64Milli(started_at) AS since "
+        f"FROM {db}.executions FINAL WHERE status = 'queued'")  # fmt: skip
