@@ -13,7 +13,7 @@ import pytest
 
 from tests.e2e.conftest import Product, launch, wait_for
 from tests.e2e.plans import detail, new_eid
-from tests.http_stub import Stub
+from tests.http_stub import Stub, serve
 
 CAP = 20
 V1 = "/api/v1"
@@ -135,3 +135,44 @@ def test_edge_limits_changed_at_runtime_refuse_big_bodies_and_fast_clients(limit
     assert restored.json()["data"]["edge"]["rate_limit"] is None
     assert all(api.get(f"{V1}/queue", headers=key).status_code == 200 for _ in range(8))
     api.close()
+
+
+@pytest.mark.slow  # two product starts (make test-slow): ~40 s
+def test_the_queue_and_its_limits_survive_a_restart(tmp_path: Path):
+    root, cap = tmp_path, 2
+    with serve() as stub:
+        p = launch(root, RUNLEDGER_MAX_RUNNING=str(cap))
+        try:
+            p.wait_ready()
+            with httpx.Client(base_url=p.base_url, timeout=60) as api:
+                data(api.put(f"{V1}/admin/limits", json={"max_queued": 500}))  # kept
+                blockers = [new_eid("rblock") for _ in range(cap)]
+                for eid in blockers:
+                    data(api.post(f"{V1}/executions", json={"execution_id": eid, "plan": {
+                        "steps": [{"id": "ask", "type": "wait_input",
+                                   "config": {"prompt": "hold"}}]}}), 202)  # fmt: skip
+                waiting = [new_eid("rq") for _ in range(6)]
+                for i, eid in enumerate(waiting):
+                    data(api.post(f"{V1}/executions", json={
+                        "execution_id": eid, "priority": i % 2, "plan": {"steps": [
+                            {"id": "call", "type": "api_call",
+                             "config": {"url": f"{stub.base_url}/hold/{eid}?s=0.3"}}]}}), 202)
+                wait_for(lambda: data(api.get(f"{V1}/queue"))["projected"] == len(waiting),
+                         timeout=60)  # fmt: skip
+            p.stop()
+            p = launch(root, port=int(p.base_url.rsplit(":", 1)[1]))
+            p.wait_ready()
+            with httpx.Client(base_url=p.base_url, timeout=60) as api:
+                limits = data(api.get(f"{V1}/admin/limits"))["executions"]
+                assert (limits["max_running"], limits["max_queued"]) == (cap, 500)
+                assert data(api.get(f"{V1}/queue"))["projected"] == len(waiting)
+                assert all(detail(api, e)["status"] == "queued" for e in waiting)
+                assert not stub.seen  # nothing ran while the product was down
+                for eid in blockers:
+                    assert api.post(f"{V1}/executions/{eid}/stop").status_code == 200
+                for eid in waiting:
+                    wait_for(lambda eid=eid: detail(api, eid).get("status") == "succeeded",
+                             timeout=90)  # fmt: skip
+            assert stub.peak <= cap and len(stub.seen) == len(waiting)
+        finally:
+            p.stop()
