@@ -59,7 +59,7 @@ class WorkflowBody(BaseModel):
             out["version_label"] = self.version
         if self.edges:
             edges = [e.model_dump(mode="json", exclude_unset=True) for e in self.edges]
-            out["connections"] = out.get("connections", []) + edges
+            out["connections"] = (out.get("connections") or []) + edges
         return out
 
 
