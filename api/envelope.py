@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any, Literal
 
@@ -28,7 +29,16 @@ class JsonResponse(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+        return dumps(content)
+
+
+def dumps(value: Any) -> bytes:
+    """JSON bytes through orjson; a body with an integer past 64 bits (valid JSON, which
+    orjson refuses to write) through the standard library instead."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return json.dumps(value, default=str, ensure_ascii=False).encode()
 
 
 class ApiError(Exception):

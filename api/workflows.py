@@ -12,12 +12,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import orjson
 from pydantic import ValidationError
 
 from api.accept import accept
 from api.deps import AppContext, now_ms
-from api.envelope import ApiError, not_found
+from api.envelope import ApiError, dumps, not_found
 from api.step_types import known_types
 from projections import stats, workflows
 from projections.filters import Filters
@@ -142,7 +141,7 @@ async def _journal(
 ) -> None:
     # No topic: nothing consumes a workflow change from Kafka; ClickHouse holds it.
     await accept(ctx, [Entry(action=action, execution_id=doc["id"], ids=(), topic="",
-                             payload=orjson.dumps(doc), received_at=now_ms(), tenant=tenant,
+                             payload=dumps(doc), received_at=now_ms(), tenant=tenant,
                              actor=actor)])  # fmt: skip
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Path, Query
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
@@ -14,7 +13,7 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator, 
 from api import step_types as registry
 from api.accept import accept
 from api.deps import Ctx, now_ms
-from api.envelope import ApiError, not_found, ok
+from api.envelope import ApiError, dumps, not_found, ok
 from projections.journal import Entry
 from streams.contracts import iso_ms
 from streams.plan import canonical_type
@@ -98,6 +97,6 @@ async def remove_step_type(
 
 async def _journal(ctx: Ctx, action: str, tenant: str, doc: dict[str, Any]) -> None:
     await accept(ctx, [Entry(action=action, execution_id=doc["name"], ids=(), topic="",
-                             payload=orjson.dumps(doc), received_at=now_ms(),
+                             payload=dumps(doc), received_at=now_ms(),
                              tenant=tenant)])  # fmt: skip
     registry.forget(ctx, tenant)
