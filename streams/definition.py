@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from streams.plan import Plan, PlanStep, RetryPolicy, canonical_type
 
@@ -98,6 +98,11 @@ class Definition(BaseModel):
         return not self.steps and not self.nodes
 
 
+def _first(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}"
+
+
 def _key(node_id: NodeId | None) -> str:
     return str(node_id)
 
@@ -170,12 +175,23 @@ class _Builder:
             return None, self.problems
         for n in self.nodes:
             self.configs[self.sid[_key(n.id)]] = self.node_config(n)
-        for c in self.connections:
-            self.connect(c)
+        try:
+            for c in self.connections:
+                self.connect(c)
+        except ValidationError as exc:  # e.g. a condition step's id past the length limit
+            self.problem(None, "", f"a connection cannot become a step: {_first(exc)}")
+        steps = []
+        for n in self.nodes:
+            try:
+                steps.append(self.step(n))
+            except ValidationError as exc:
+                self.problem(n.id, self.sid[_key(n.id)], f"not a valid step: {_first(exc)}")
         if self.problems:
             return None, self.problems
-        steps = [self.step(n) for n in self.nodes] + self.extra
-        return Plan(id=plan_id, name=name, steps=tuple(steps)), []
+        try:
+            return Plan(id=plan_id, name=name, steps=tuple(steps + self.extra)), []
+        except ValidationError as exc:
+            return None, [{"node_id": None, "step_id": "", "problem": _first(exc)}]
 
     def node_config(self, n: Node) -> dict[str, Any]:
         sid, kind = self.sid[_key(n.id)], self.kinds[self.sid[_key(n.id)]]

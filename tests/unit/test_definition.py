@@ -147,3 +147,16 @@ def test_an_empty_definition_or_a_plan_step_list():
     plan, problems = to_plan(Definition.model_validate(
         {"steps": [{"id": "a", "type": "api_call", "config": {"url": "http://a"}}]}), name="n")
     assert problems == [] and plan is not None and plan.name == "n"
+
+
+def test_a_node_or_connection_that_cannot_be_a_step_is_a_problem_not_a_crash():
+    long_id = "x" * 300  # a node id is free text; a step id has at most 200 characters
+    plan, problems = to_plan(Definition.model_validate({"nodes": [
+        {"id": long_id, "type": "transform"}, {"id": 2, "type": "transform"}]}))
+    assert plan is None and problems[0]["node_id"] == long_id
+    assert "at most 200 characters" in problems[0]["problem"]
+    a, b = "a" * 150, "b" * 150  # fine alone, too long together as a condition step's id
+    plan, problems = to_plan(Definition.model_validate({
+        "nodes": [{"id": a, "type": "transform"}, {"id": b, "type": "transform"}],
+        "connections": [{"source": a, "target": b, "condition": "x"}]}))
+    assert plan is None and "a connection cannot become a step" in problems[0]["problem"]
