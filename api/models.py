@@ -59,6 +59,10 @@ class InputRequest(_Body):
     data: Any = None
 
 
+REPORTED_FROM = datetime(1970, 1, 1, tzinfo=UTC)
+REPORTED_UNTIL = datetime(2200, 1, 1, tzinfo=UTC)
+
+
 class ReportedEvent(_Body):
     """One event reported by an external system (`POST /events`)."""
 
@@ -80,7 +84,10 @@ class ReportedEvent(_Body):
     @field_validator("timestamp")
     @classmethod
     def _utc(cls, v: datetime) -> datetime:
-        return v.replace(tzinfo=UTC) if v.tzinfo is None else v
+        v = v.replace(tzinfo=UTC) if v.tzinfo is None else v
+        if not REPORTED_FROM <= v < REPORTED_UNTIL:  # what the archive's time columns hold
+            raise ValueError(f"must be from {REPORTED_FROM.year} to {REPORTED_UNTIL.year - 1}")
+        return v
 
     @model_validator(mode="after")
     def _consistent(self) -> ReportedEvent:

@@ -156,6 +156,10 @@ def test_bad_input_gets_clear_errors_and_nothing_of_a_bad_batch_is_kept(api: htt
     r = api.post("/api/v1/events", content=b"{not json",
                  headers={"content-type": "application/json"})
     assert r.status_code == 400 and r.json()["error"]["code"] == "malformed_json"
+    for when in ("0042-06-30T23:13:00Z", "1969-12-31T23:59:59Z", "2300-01-01T00:00:00Z"):
+        r = api.post("/api/v1/events", json={"events": [{**good, "timestamp": when}]})
+        assert r.status_code == 422, when  # the archive's time columns cannot hold it
+        assert r.json()["error"]["details"][0]["field"] == "events.0.timestamp"
     r = api.get(f"/api/v1/executions/{eid}")
     assert r.status_code == 404 and r.json()["error"]["category"] == "not_found"
     r = api.post("/api/v1/executions", json={"mode": "tracked", "plan": {"steps": [
