@@ -36,16 +36,18 @@ class CommandBus:
         return once the broker acknowledged all of them."""
         if not self.started:
             raise ApiError(503, "broker_unavailable", "the broker is not connected yet")
-        topic = self.settings.topic
         try:
-            futures = [
-                await self.producer.send(topic(logical_topic(name)), value=value,
-                                         key=key.encode())  # fmt: skip
-                for name, key, value in records
-            ]
-            await asyncio.gather(*futures)
-        except KafkaError as exc:
+            await asyncio.wait_for(self._send(records), self.settings.publish_timeout)
+        except (KafkaError, TimeoutError) as exc:
             log.warning("publish failed: %r", exc)
-            raise ApiError(
-                503, "broker_unavailable", f"the broker did not take the write: {exc}"
-            ) from exc
+            why = str(exc) or f"no answer within {self.settings.publish_timeout:g} s"
+            raise ApiError(503, "broker_unavailable", f"the broker did not take the write "
+                           f"({why}); it is in the journal and is appended again when the "
+                           "broker is restored: retry with the same ids") from exc
+
+    async def _send(self, records: Sequence[Record]) -> None:
+        topic = self.settings.topic
+        futures = [await self.producer.send(topic(logical_topic(name)), value=value,
+                                            key=key.encode())
+                   for name, key, value in records]  # fmt: skip
+        await asyncio.gather(*futures)

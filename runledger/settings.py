@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     finished_ttl: float = 900.0
     tracked_idle_timeout: float = 86_400.0
     command_wait: float = 5.0
+    publish_timeout: float = Field(default=10.0, gt=0, description="a broker that takes no "
+                                   "write this long gets commands a 503")  # fmt: skip
     timer_scan_interval: float = 0.25
     ws_heartbeat_interval: float = 15.0
     projector_max_batch: int = 5_000

@@ -1,9 +1,13 @@
 """Limits against the real product: a burst of 500 starts against max_running 20 (counted
 at the called service), drained in priority order, with queue waits to show for it; the
-queue's length limit (429 + Retry-After), changed at runtime through the admin endpoint."""
+queue's length limit (429 + Retry-After), changed at runtime through the admin endpoint;
+413 and 429 at the edge; 503 while the broker is down."""
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -176,3 +180,34 @@ def test_the_queue_and_its_limits_survive_a_restart(tmp_path: Path):
             assert stub.peak <= cap and len(stub.seen) == len(waiting)
         finally:
             p.stop()
+
+
+@pytest.mark.slow  # a frozen broker (make test-slow): ~30 s
+def test_a_broker_that_takes_no_writes_gets_commands_a_503_and_ready_names_it(
+    tmp_path: Path,
+):
+    p = launch(tmp_path, RUNLEDGER_PUBLISH_TIMEOUT="2", RUNLEDGER_RECONCILE_AFTER="5")
+    try:
+        p.wait_ready()
+        [broker] = p.children("tansu")
+        with httpx.Client(base_url=p.base_url, timeout=60) as api:
+            eid = new_eid("frozen")
+            os.kill(broker, signal.SIGSTOP)  # alive, but it answers nothing
+            try:
+                started = time.monotonic()
+                r = api.post(f"{V1}/executions", json={"mode": "tracked", "execution_id": eid})
+                assert r.status_code == 503, r.text  # answered, not left hanging
+                assert time.monotonic() - started < 10
+                error = r.json()["error"]
+                assert (error["code"], error["category"]) == ("broker_unavailable",
+                                                              "unavailable")  # fmt: skip
+                ready = api.get("/ready")
+                assert ready.status_code == 503 and "broker" in ready.json()["missing"]
+                assert api.get(f"{V1}/queue").status_code == 200  # reads still answer
+            finally:
+                os.kill(broker, signal.SIGCONT)
+            p.wait_ready()
+            # The refused start was journaled all the same: it is appended again (reconcile).
+            wait_for(lambda: (detail(api, eid) or {}).get("status") == "running", timeout=90)
+    finally:
+        p.stop()

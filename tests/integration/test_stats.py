@@ -297,7 +297,9 @@ async def test_realtime_figures(clickhouse: ClickHouse, db: str):
     now = T0 + 60_000  # 09:47:40; the executions started in minute 09:46
     got = await realtime.realtime_stats(clickhouse, Filters(), now_ms=now, database=db)
     assert got["active_executions"] == 1
-    assert got["active_by_status"] == {"pending": 0, "running": 1, "paused": 0}
+    assert got["active_by_status"] == {"pending": 0, "queued": 0, "running": 1, "paused": 0}
+    assert got["queue"] == {"queued": 0, "wait_ms": {"count": 0, "avg_ms": None, "p50_ms": None,
+                                                     "p95_ms": None, "p99_ms": None}}
     per_minute = got["executions_per_minute"]
     assert len(per_minute) == 60 and per_minute[-1]["at"] == "2025-09-01T09:47:00.000Z"
     assert per_minute[-2] == {"at": "2025-09-01T09:46:00.000Z", "started": 6}
