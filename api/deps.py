@@ -20,6 +20,7 @@ from projections.rebuild import RebuildRun
 from runledger.hooks import Hooks
 from runledger.settings import Settings
 from streams.executors.masking import Masker
+from streams.executors.system_limits import SystemCaps
 from streams.limits import Limits
 
 
@@ -45,6 +46,7 @@ class AppContext:
     limits: Limits = field(default_factory=Limits)  # in force (api/limits.py)
     queue: QueueWatch = field(default_factory=QueueWatch)
     edge: Any = None  # api.backpressure.EdgeLimits on app.state (body size, rate limit)
+    executor_caps: SystemCaps | None = None  # what executors read (follow_limits.py)
 
     @property
     def db(self) -> str:

@@ -17,10 +17,12 @@ import orjson
 from api.deps import AppContext
 from projections.clickhouse import identifier
 from streams.admission_contracts import ADMISSION_KEY, SetLimits
+from streams.executors.system_limits import SystemCaps
 from streams.limits import Limits
 
 ACTION = "limits.set"
-EDGE_ACTION = "limits.edge"  # topic-less: each API process reads it back at start
+# Topic-less: each API process reads it back at start; the executors ask an API for theirs.
+PROCESS_ACTION = "limits.process"
 
 
 async def latest_payload(ctx: AppContext, action: str) -> str | None:
@@ -36,10 +38,26 @@ async def load(ctx: AppContext) -> None:
     """At start: the latest changes if any, else the settings' limits."""
     raw = await latest_payload(ctx, ACTION)
     ctx.limits = SetLimits.model_validate_json(raw).limits if raw else ctx.settings.limits
-    edge = await latest_payload(ctx, EDGE_ACTION)
-    if edge and ctx.edge is not None:
-        for key, value in orjson.loads(edge).items():
+    ctx.executor_caps = SystemCaps.from_settings(ctx.settings)
+    raw = await latest_payload(ctx, PROCESS_ACTION)
+    if raw:
+        apply_process(ctx, orjson.loads(raw))
+
+
+def apply_process(ctx: AppContext, doc: dict[str, Any]) -> None:
+    """Put a ``limits.process`` document (``edge``, ``executors``) in force here."""
+    if ctx.edge is not None:
+        for key, value in doc.get("edge", {}).items():
             setattr(ctx.edge, key, value)
+    if "executors" in doc:
+        ctx.executor_caps = SystemCaps.model_validate(doc["executors"])
+
+
+def process_payload(ctx: AppContext) -> bytes:
+    return orjson.dumps({
+        "edge": ctx.edge.model_dump(mode="json") if ctx.edge is not None else {},
+        "executors": ctx.executor_caps.model_dump() if ctx.executor_caps else None,
+    })  # fmt: skip
 
 
 async def announce(ctx: AppContext) -> None:

@@ -16,6 +16,9 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    api_url: str | None = Field(default=None, description="the API as other processes reach "
+                                "it; default http://HOST:PORT")  # fmt: skip
+    limits_poll_interval: float = Field(default=10.0, gt=0)
     data_dir: Path = Path("./data")
 
     kafka_bootstrap: str | None = Field(
@@ -100,6 +103,14 @@ class Settings(BaseSettings):
     @property
     def uses_generations(self) -> bool:
         return self.embedded_broker if self.generations is None else self.generations
+
+    @property
+    def api_base(self) -> str:
+        """Where other processes reach the API (the executors read the limits there)."""
+        if self.api_url:
+            return self.api_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
 
     @property
     def bootstrap(self) -> str:

@@ -7,6 +7,7 @@ import time
 from collections import defaultdict
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -37,17 +38,20 @@ class LimitsChange(BaseModel):
     max_body_bytes: int | None = Field(default=None, ge=1)
     rate_limit: float | None = Field(default=None, gt=0)
     rate_limit_burst: int | None = Field(default=None, ge=1)
+    # step calls in flight per target system, in each executor (they read it here)
+    system_concurrency: _Caps | None = None
+    system_concurrency_default: int | None = Field(default=None, ge=1)
 
 
 EDGE_FIELDS = ("max_body_bytes", "rate_limit", "rate_limit_burst")
+EXECUTOR_FIELDS = {"system_concurrency": "systems", "system_concurrency_default": "default"}
 
 
 def _view(ctx: Any) -> dict[str, Any]:
+    caps = ctx.executor_caps
     return {"executions": ctx.limits.model_dump(mode="json"), "queued": len(ctx.queue),
             "edge": ctx.edge.model_dump(mode="json") if ctx.edge is not None else None,
-            "executor_system_concurrency": {
-                "systems": ctx.settings.system_concurrency,
-                "default": ctx.settings.system_concurrency_default}}  # settings only
+            "executor_system_concurrency": caps.model_dump() if caps else None}
 
 
 @router.get("/admin/limits")
@@ -61,8 +65,13 @@ async def get_limits(ctx: Ctx):
 async def put_limits(body: LimitsChange, ctx: Ctx):
     """Change the limits now (journaled; the admission queue applies them at once, and
     starts that find more than `max_queued` waiting get 429)."""
-    changes = {k: getattr(body, k) for k in body.model_fields_set if k not in EDGE_FIELDS}
-    edge = {k: getattr(body, k) for k in body.model_fields_set if k in EDGE_FIELDS}
+    given = body.model_fields_set
+    changes = {k: getattr(body, k) for k in given
+               if k not in EDGE_FIELDS and k not in EXECUTOR_FIELDS}  # fmt: skip
+    edge = {k: getattr(body, k) for k in given if k in EDGE_FIELDS}
+    executors = {EXECUTOR_FIELDS[k]: getattr(body, k) or ({} if k == "system_concurrency"
+                                                          else None)
+                 for k in given if k in EXECUTOR_FIELDS}  # fmt: skip
     if changes.get("max_queued", 0) is None:
         raise ApiError(422, "invalid_limits", "max_queued cannot be removed (give a number)",
                        details=[{"field": "max_queued", "problem": "not null"}])
@@ -70,21 +79,22 @@ async def put_limits(body: LimitsChange, ctx: Ctx):
         if key in changes and changes[key] is None:
             changes[key] = {}
     new = Limits.model_validate({**ctx.limits.model_dump(), **changes})
-    new_edge = ctx.edge.model_copy(update=edge) if ctx.edge is not None else None
     at = now_ms()
     entries = []
-    if changes or not edge:
+    if changes or not (edge or executors):
         entries.append(Entry(action=limits.ACTION, execution_id=ADMISSION_KEY, ids=(),
                              topic=ctx.settings.topic("commands"),
                              payload=limits.payload(new, at), received_at=at))  # fmt: skip
-    if edge and new_edge is not None:
-        entries.append(Entry(action=limits.EDGE_ACTION, execution_id=ADMISSION_KEY, ids=(),
-                             topic="", payload=new_edge.model_dump_json().encode(),
-                             received_at=at))  # fmt: skip
+    if edge or executors:
+        before = orjson.loads(limits.process_payload(ctx))
+        doc = {"edge": {**before["edge"], **edge},
+               "executors": {**(before["executors"] or {}), **executors}}
+        entries.append(Entry(action=limits.PROCESS_ACTION, execution_id=ADMISSION_KEY, ids=(),
+                             topic="", payload=orjson.dumps(doc), received_at=at))
     await accept(ctx, entries)
     ctx.limits = new
-    for key, value in edge.items():
-        setattr(ctx.edge, key, value)
+    if edge or executors:
+        limits.apply_process(ctx, doc)
     return ok(_view(ctx))
 
 

@@ -34,6 +34,7 @@ from runledger import generations
 from runledger.kafka import Fetcher, group_id, make_consumer, make_producer, patch_broker_quirks
 from runledger.settings import Settings
 from streams.contracts import StepTask
+from streams.executors.follow_limits import follow_limits
 from streams.executors.offsets import OffsetTracker
 from streams.executors.outcomes import Outcomes
 from streams.executors.registry import Executor, ExecutorContext, load_executors
@@ -67,9 +68,12 @@ async def run_executors(
     if settings.uses_generations:
         settings = await generations.resolve(settings)
         watch = asyncio.create_task(generations.stop_when_newer(settings, stop.set, "executor"))
+    service = ExecutorService(settings, loaded)
+    follow = asyncio.create_task(follow_limits(settings, service.system_limits, stop))
     try:
-        await ExecutorService(settings, loaded).run(stop)
+        await service.run(stop)
     finally:
+        follow.cancel()
         if watch is not None:
             watch.cancel()
         if own_signals:

@@ -19,9 +19,27 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from runledger.metrics import EXECUTOR_SYSTEM_IN_FLIGHT
 from runledger.settings import Settings
+
+
+class SystemCaps(BaseModel):
+    """The per-system caps in force (settings; `PUT /api/v1/admin/limits` changes them and
+    each executor follows: follow_limits.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    systems: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
+    default: int | None = Field(default=None, ge=1)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SystemCaps:
+        return cls(systems=settings.system_concurrency,
+                   default=settings.system_concurrency_default)  # fmt: skip
 
 
 def fetch_room(concurrency: int, jobs: int, waiting: int) -> int:

@@ -26,7 +26,7 @@ V1 = "/api/v1"
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Product]:
     p = launch(Path(tmp_path_factory.mktemp("limited")), RUNLEDGER_MAX_RUNNING=str(CAP),
-               RUNLEDGER_EXECUTOR_CONCURRENCY="128")  # fmt: skip
+               RUNLEDGER_EXECUTOR_CONCURRENCY="128", RUNLEDGER_LIMITS_POLL_INTERVAL="0.5")
     try:
         p.wait_ready()
         yield p
@@ -138,6 +138,25 @@ def test_edge_limits_changed_at_runtime_refuse_big_bodies_and_fast_clients(limit
                         .status_code == 200 and r, timeout=10)  # fmt: skip
     assert restored.json()["data"]["edge"]["rate_limit"] is None
     assert all(api.get(f"{V1}/queue", headers=key).status_code == 200 for _ in range(8))
+    api.close()
+
+
+def test_a_per_system_cap_changed_at_runtime_reaches_the_executor(limited: Product):
+    api = httpx.Client(base_url=limited.base_url, timeout=30)
+    changed = data(api.put(f"{V1}/admin/limits", json={"system_concurrency": {"CAPSYS": 2}}))
+    assert changed["executor_system_concurrency"] == {"systems": {"CAPSYS": 2}, "default": None}
+    time.sleep(2)  # the executor asks for the limits every 0.5 s here
+    eids = [new_eid("capped") for _ in range(8)]
+    with serve() as stub:
+        for eid in eids:
+            data(api.post(f"{V1}/executions", json={"execution_id": eid, "plan": {"steps": [
+                {"id": "call", "type": "api_call", "system": "CAPSYS",
+                 "config": {"url": f"{stub.base_url}/hold/{eid}?s=0.3"}}]}}), 202)
+        for eid in eids:
+            wait_for(lambda eid=eid: detail(api, eid).get("status") == "succeeded", timeout=60)
+        assert stub.peak == 2, stub.peak  # 8 executions could run at once; the cap held 2
+    data(api.put(f"{V1}/admin/limits", json={"system_concurrency": None}))
+    assert data(api.get(f"{V1}/admin/limits"))["executor_system_concurrency"]["systems"] == {}
     api.close()
 
 
