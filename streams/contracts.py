@@ -276,6 +276,9 @@ class StepTask(_Frozen):
     timeout: float | None = None
     dispatched_at: int  # epoch ms: the time of the message that dispatched it
     endpoint: str | None = None  # an HTTP-backed step type's URL (PlanStep.endpoint)
+    # additive: per config string (its path), the secret names its template refers to;
+    # the executor resolves those markers only (streams/secrets.py)
+    secret_refs: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class EventsMessage(_Frozen):

@@ -12,6 +12,7 @@ from streams.composite import layout, plan_step_of, qualify, split
 from streams.contracts import StepTask, TaskUpdate, task_id_for
 from streams.executors.masking import mask_secrets, mask_url
 from streams.plan import PlanStep, RetryPolicy, canonical_type
+from streams.secrets import references, shown
 from streams.state import ACTIVE_STEP_STATUSES, ExecutionState, step_statuses
 from streams.templates import ExpressionError, context, evaluate, render
 
@@ -75,13 +76,14 @@ def task_for(st: ExecutionState, ps: PlanStep, sid: str, attempt: int, now: int)
         task_id=task_id_for(st.execution_id, sid, attempt), execution_id=st.execution_id,
         tenant=st.tenant, step_id=sid, attempt=attempt, type=canonical_type(ps.type),
         system=ps.system, module=ps.module, config=config, timeout=ps.timeout,
-        dispatched_at=now, endpoint=ps.endpoint,
+        dispatched_at=now, endpoint=ps.endpoint, secret_refs=references(ps.config),
     )  # fmt: skip
 
 
 def masked_input(config: dict[str, Any]) -> dict[str, Any]:
-    """A task's config as the log shows it: secret headers, keys and URL parts masked."""
-    masked: dict[str, Any] = mask_secrets(config)
+    """A task's config as the log shows it: secret headers, keys and URL parts masked,
+    secret references as the plan wrote them."""
+    masked: dict[str, Any] = shown(mask_secrets(config))
     if isinstance(masked.get("url"), str):
         masked["url"] = mask_url(masked["url"])
     return masked

@@ -18,6 +18,8 @@ from typing import Any
 from jinja2 import ChainableUndefined, TemplateError, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from streams.secrets import SecretMarkers
+
 
 class ExpressionError(ValueError):
     """A template or condition that cannot be parsed or evaluated."""
@@ -66,7 +68,8 @@ def context(
     ctx: dict[str, Any] = {sid: out for sid, out in outputs.items()}
     ctx.update(input=dict(inputs), inputs=dict(inputs),
                steps={sid: {"output": out} for sid, out in outputs.items()},
-               execution={"id": execution_id}, loop=dict(loop or {}))  # fmt: skip
+               execution={"id": execution_id}, loop=dict(loop or {}),
+               secrets=SecretMarkers())  # resolved by the executor (streams/secrets.py)
     return ctx
 
 

@@ -24,6 +24,7 @@ from pydantic import BaseModel
 
 from streams.contracts import StepTask
 from streams.executors.breaker import Breakers
+from streams.executors.secret_store import SecretStore
 
 if TYPE_CHECKING:
     import httpx
@@ -67,6 +68,7 @@ class ExecutorContext:
     http: httpx.AsyncClient
     breakers: Breakers = field(default_factory=Breakers)
     clock: Callable[[], float] = time.monotonic
+    secrets: SecretStore = field(default_factory=SecretStore.from_env)
 
 
 @runtime_checkable

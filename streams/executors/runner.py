@@ -12,6 +12,7 @@ import time
 from pydantic import ValidationError
 
 from runledger.logs import execution_context
+from streams import secrets
 from streams.contracts import StepTask, TaskUpdate
 from streams.executors.http_step import HttpBackedExecutor
 from streams.executors.registry import Executor, ExecutorContext, Result
@@ -29,18 +30,41 @@ async def run_task(executors: dict[str, Executor], task: StepTask, ctx: Executor
         known = ", ".join(sorted(executors)) or "none"
         return Result.failure(f"no executor for step type {task.type!r} (known: {known})",
                               "UnknownStepType", False)  # fmt: skip
+    used: dict[str, str] = {}
+    if task.secret_refs:
+        config, used, missing = secrets.resolve(task.config, task.secret_refs, ctx.secrets.get)
+        if missing:
+            return Result.failure(f"secret(s) not set for this executor: {', '.join(missing)} "
+                                  f"(RUNLEDGER_SECRET_<NAME> or RUNLEDGER_SECRETS_FILE)",
+                                  "SecretMissing", False)  # fmt: skip
+        task = task.model_copy(update={"config": config})
     try:
         executor.config_model.model_validate(task.config)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}"
                              for e in exc.errors())  # fmt: skip
-        return Result.failure(f"invalid config: {problems}", "InvalidConfig", False)
+        return _scrubbed(Result.failure(f"invalid config: {problems}", "InvalidConfig", False),
+                         used)  # fmt: skip
     with execution_context(task.execution_id):  # the executor's own log lines name it
         try:
-            return await executor.run(task, ctx)
+            return _scrubbed(await executor.run(task, ctx), used)
         except Exception as exc:  # an executor bug must fail the step, not the process
-            log.exception("executor %s crashed", task.type, extra={"task_id": task.task_id})
-            return Result.failure(f"executor error: {exc!r}"[:500], "ExecutorError", False)
+            why = secrets.scrub(f"executor error: {exc!r}", used)[:500]
+            if used:  # a traceback could quote a secret: the scrubbed line only
+                log.error("executor %s crashed: %s", task.type, why,
+                          extra={"task_id": task.task_id})  # fmt: skip
+            else:
+                log.exception("executor %s crashed", task.type, extra={"task_id": task.task_id})
+            return Result.failure(why, "ExecutorError", False)
+
+
+def _scrubbed(result: Result, used: dict[str, str]) -> Result:
+    """``result`` with the values of the secrets this call used masked everywhere."""
+    if not used:
+        return result
+    return Result(output=secrets.scrub(result.output, used),
+                  error=secrets.scrub(result.error, used), error_type=result.error_type,
+                  retryable=result.retryable, logs=secrets.scrub(result.logs, used))
 
 
 def now_ms() -> int:
