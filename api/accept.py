@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 from aiokafka.errors import KafkaError
 
+from api.auth import current_actor
 from api.deps import AppContext
 from api.envelope import ApiError
 from projections import queries
@@ -25,6 +27,9 @@ async def accept(ctx: AppContext, entries: Sequence[Entry]) -> list[int]:
     if ctx.restoring:
         raise ApiError(503, "restoring", "the broker is being restored from ClickHouse; retry "
                        "shortly", category="unavailable")  # fmt: skip
+    actor = current_actor.get()
+    if actor is not None:  # the API key that acted (api/auth.py)
+        entries = [replace(e, actor=actor) if e.actor == "anonymous" else e for e in entries]
     try:
         positions = await ctx.journal.append(await _with_archived_states(ctx, entries))
     except ApiError:
@@ -37,7 +42,7 @@ async def accept(ctx: AppContext, entries: Sequence[Entry]) -> list[int]:
                        f"the journal (ClickHouse) did not take the write: {exc}") from exc
     for e in entries:
         if e.topic:  # topic-less entries (workflow changes) are about no execution
-            ctx.remember_accepted(e.execution_id)
+            ctx.remember_accepted(e.execution_id, e.tenant)
         COMMANDS.labels(e.action).inc()
     return positions
 

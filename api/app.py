@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 
 from api import limits
+from api.auth import Auth, KeyRing
 from api.backpressure import install_backpressure
 from api.bus import CommandBus
 from api.deps import AppContext
@@ -89,6 +90,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             background.append(asyncio.create_task(watch_generations(ctx), name="generations"))
         restoring = asyncio.create_task(restore_if_needed(ctx), name="restore")
         log.info("api serving on %s:%s", settings.host, settings.port)
+        if app.state.keys.open:
+            log.warning("open mode: no API keys configured (RUNLEDGER_API_KEYS or "
+                        "RUNLEDGER_API_KEYS_FILE): whoever reaches this port may do anything")
         try:
             yield
         finally:
@@ -114,6 +118,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Runledger", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
     app.middleware("http")(_timed)
+    keys = app.state.keys = KeyRing.load(configured.api_keys, configured.api_keys_file)
+    app.add_middleware(Auth, keys=keys)
     install_backpressure(app, configured)  # added last: outermost, before timing and routing
     for module in (health, plans, search, executions, control, ingest, tracking, stats, export,
                    admin, audit, dead_letters, live, workflows, bulk, step_types, limits_routes):

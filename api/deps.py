@@ -38,7 +38,7 @@ class AppContext:
     upkeep: asyncio.Lock = field(default_factory=asyncio.Lock)
     generation: Any = None  # api.generation.GenerationInfo, when generations are on
     hot_until: dict[str, float] = field(default_factory=dict)  # see api/accept.py
-    accepted: OrderedDict[str, int] = field(default_factory=OrderedDict)
+    accepted: OrderedDict[str, str] = field(default_factory=OrderedDict)  # id → tenant
     exports: ExportRegistry = field(default_factory=ExportRegistry)
     rebuild: RebuildRun | None = None  # the latest projection rebuild (api/routes/admin.py)
     rebuild_task: Any = None  # its asyncio.Task
@@ -56,9 +56,9 @@ class AppContext:
         """The configured masking, plus the exact key ``names`` one request asks for."""
         return Masker.of(self.settings.mask_patterns, names)
 
-    def remember_accepted(self, execution_id: str) -> None:
+    def remember_accepted(self, execution_id: str, tenant: str) -> None:
         """Executions accepted by this process, so they read `pending` before projection."""
-        self.accepted[execution_id] = int(time.time() * 1000)
+        self.accepted[execution_id] = tenant
         self.accepted.move_to_end(execution_id)
         while len(self.accepted) > 100_000:
             self.accepted.popitem(last=False)

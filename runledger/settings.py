@@ -19,6 +19,12 @@ class Settings(BaseSettings):
     api_url: str | None = Field(default=None, description="the API as other processes reach "
                                 "it; default http://HOST:PORT")  # fmt: skip
     limits_poll_interval: float = Field(default=10.0, gt=0)
+    # API keys (api/auth.py): key (or "sha256:<hex>") → {"tenant", "role", "name"}; none
+    # set: open mode
+    api_keys: dict[str, dict[str, str]] = Field(default_factory=dict)
+    api_keys_file: Path | None = None
+    api_key: str | None = Field(default=None, description="the key this process calls the "
+                                "API with (an executor reading the limits needs admin)")
     data_dir: Path = Path("./data")
 
     kafka_bootstrap: str | None = Field(

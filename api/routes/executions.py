@@ -69,7 +69,8 @@ async def detail_or_pending(ctx: AppContext, eid: str, tenant: str) -> dict[str,
     detail = await queries.execution_detail(ctx.ch, eid, tenant, database=ctx.db)
     if detail is not None:
         return {**detail, "projected": True}
-    if eid in ctx.accepted or ctx.tail.recent_after(eid, 0):
+    recent = ctx.tail.recent_after(eid, 0)
+    if ctx.accepted.get(eid) == tenant or (recent and recent[0].get("tenant") == tenant):
         return {"execution_id": eid, "status": "pending", "progress": 0.0, "projected": False}
     raise not_found("execution", eid)
 

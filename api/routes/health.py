@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from api.deps import Ctx
 from api.envelope import JsonResponse
@@ -19,11 +19,12 @@ async def health():
 
 
 @router.get("/ready")
-async def ready(ctx: Ctx):
+async def ready(ctx: Ctx, request: Request):
     """200 once broker, workers and ClickHouse answer; 503 naming what is missing."""
     checks = await readiness(ctx)
     missing = [name for name, good in checks.items() if not good]
-    body = {"ready": not missing, "checks": checks, "missing": missing}
+    body = {"ready": not missing, "checks": checks, "missing": missing,
+            "auth": "open" if request.app.state.keys.open else "api_keys"}
     return JsonResponse(body, status_code=200 if not missing else 503)
 
 

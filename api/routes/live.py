@@ -21,6 +21,7 @@ from api.control import submit
 from api.deps import AppContext, new_id, now_ms
 from api.envelope import ApiError
 from api.history import merged_history
+from api.routes.executions import detail_or_pending
 from runledger.metrics import WS_SUBSCRIBERS
 from streams.contracts import ControlCommand
 from streams.executors.masking import mask_event
@@ -33,8 +34,9 @@ _CLIENT = "__client__"
 class _Stream:
     """One execution's frames on one socket: in seq order, each once."""
 
-    def __init__(self, ws: WebSocket, ctx: AppContext, eid: str, after_seq: int) -> None:
-        self.ws, self.ctx, self.eid = ws, ctx, eid
+    def __init__(self, ws: WebSocket, ctx: AppContext, eid: str, after_seq: int,
+                 tenant: str | None = None) -> None:  # fmt: skip
+        self.ws, self.ctx, self.eid, self.tenant = ws, ctx, eid, tenant
         self.last = max(after_seq, 0)
         self.held: dict[int, dict[str, Any]] = {}
         self.completed = False
@@ -45,7 +47,8 @@ class _Stream:
                 self.held.setdefault(ev["seq"], ev)
         while self.last + 1 in self.held:
             ev = self.held.pop(self.last + 1)
-            await self.ws.send_json(mask_event(ev, self.ctx.masker()))
+            if self.tenant is None or ev.get("tenant", "default") == self.tenant:
+                await self.ws.send_json(mask_event(ev, self.ctx.masker()))
             self.last = ev["seq"]
             if ev["event_type"] == "execution_completed":
                 self.completed = True
@@ -58,6 +61,8 @@ class _Stream:
 async def tail_execution(ws: WebSocket, execution_id: str, after_seq: int = 0,
                          follow: bool = False) -> None:  # fmt: skip
     ctx: AppContext = ws.app.state.ctx
+    principal = ws.scope.get("state", {}).get("principal")  # with API keys (api/auth.py)
+    tenant = principal.tenant if principal is not None else None
     await ws.accept()
     inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     stream: _Stream | None = None
@@ -70,8 +75,15 @@ async def tail_execution(ws: WebSocket, execution_id: str, after_seq: int = 0,
             ctx.tail.unsubscribe(stream.eid, inbox)
         if eid is None:
             return None
+        if tenant is not None:  # another tenant's execution is as good as unknown
+            try:
+                await detail_or_pending(ctx, eid, tenant)
+            except ApiError as exc:
+                await ws.send_json({"type": "error", "category": exc.category,
+                                    "code": exc.code, "message": exc.message})  # fmt: skip
+                return None
         ctx.tail.subscribe(eid, inbox)  # live first, then history: nothing falls between
-        new = _Stream(ws, ctx, eid, after)
+        new = _Stream(ws, ctx, eid, after, tenant)
         await new.refill()
         return new
 
@@ -142,7 +154,9 @@ async def _on_client(
 
 async def _send_input(ws: WebSocket, ctx: AppContext, eid: str, msg: dict[str, Any]) -> None:
     """`send_input` is `POST …/input`: the same command, the same verdict, as a frame."""
+    principal = ws.scope.get("state", {}).get("principal")
     cmd = ControlCommand(execution_id=eid, received_at=now_ms(), action="input",
+                         tenant=principal.tenant if principal is not None else "default",
                          command_id=new_id("cmd"), step_id=msg["step_id"], data=msg.get("data"))
     try:
         body, _ = await submit(ctx, "input", cmd)

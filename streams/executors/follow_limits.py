@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 async def follow_limits(settings: Settings, limits: SystemLimits, stop: asyncio.Event) -> None:
     url = f"{settings.api_base}/api/v1/admin/limits"
     current = SystemCaps.from_settings(settings)
-    async with httpx.AsyncClient(timeout=5) as http:
+    headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
+    async with httpx.AsyncClient(timeout=5, headers=headers) as http:
         while not stop.is_set():
             try:
                 r = await http.get(url)
