@@ -3,8 +3,9 @@
 Executions started while limits are configured wait here (their state reads ``queued``)
 until every scope they count in (streams/limits.py) has room; then the queue sends them an
 ``Admit``. Among those that fit, a higher ``priority`` goes first, then the earlier
-arrival; one that does not fit (its workflow is full, say) does not hold up others that
-do. A finishing execution (or one stopped while it waited) sends ``Release``.
+start (as the API stamped it); one that does not fit (its workflow is full, say) does
+not hold up others that do. A finishing execution (or one stopped while it waited)
+sends ``Release``.
 
 ``apply`` is idempotent per execution: an ``Enqueue`` of one already waiting or running,
 or a ``Release`` of one unknown, changes nothing. Until the API has sent the limits
@@ -42,8 +43,10 @@ class Waiting(BaseModel):
     order: int  # arrival order, for FIFO among equal priorities
 
     @property
-    def rank(self) -> tuple[int, int]:
-        return (-self.priority, self.order)
+    def rank(self) -> tuple[int, int, int]:
+        """Priority, then when the API accepted the start (starts of two partitions reach
+        the queue in either order), then arrival."""
+        return (-self.priority, self.since, self.order)
 
 
 class AdmissionState(BaseModel):

@@ -174,6 +174,10 @@ def test_the_queue_and_its_limits_survive_a_restart(tmp_path: Path):
                     data(api.post(f"{V1}/executions", json={"execution_id": eid, "plan": {
                         "steps": [{"id": "ask", "type": "wait_input",
                                    "config": {"prompt": "hold"}}]}}), 202)  # fmt: skip
+                # Starts on other partitions reach the queue in any order: the blockers
+                # hold the slots before the others come.
+                wait_for(lambda: all(detail(api, e).get("current_steps") == ["ask"]
+                                     for e in blockers), timeout=60)  # fmt: skip
                 waiting = [new_eid("rq") for _ in range(6)]
                 for i, eid in enumerate(waiting):
                     data(api.post(f"{V1}/executions", json={
