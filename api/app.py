@@ -44,11 +44,13 @@ from api.routes import (
     workflows,
 )
 from api.routes import limits as limits_routes
+from api.routes import purge as purge_routes
 from api.startup import check_partitions, restore_if_needed
 from api.tail import EventTail
 from projections.clickhouse import ClickHouse
 from projections.journal import JournalWriter
 from projections.projector import Projector
+from projections.purge import apply_retention
 from projections.schema import migrate
 from runledger import generations
 from runledger.metrics import HTTP_SECONDS
@@ -84,6 +86,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await limits.load(ctx)
         tail.watchers.append(ctx.queue.on_event)
         ctx.queue.seed(await limits.queued_rows(ctx))
+        policy = await purge_routes.load_retention(ctx)
+        if policy is not None:  # a rebuild makes the derived tables anew, without TTLs
+            await apply_retention(ch, db, policy)
         background = [asyncio.create_task(reconcile_forever(ctx), name="reconcile")]
         if settings.uses_generations:
             ctx.generation = GenerationInfo(leftovers=leftovers)
@@ -122,7 +127,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(Auth, keys=keys)
     install_backpressure(app, configured)  # added last: outermost, before timing and routing
     for module in (health, plans, search, executions, control, ingest, tracking, stats, export,
-                   admin, audit, dead_letters, live, workflows, bulk, step_types, limits_routes):
+                   admin, audit, dead_letters, live, workflows, bulk, step_types, limits_routes,
+                   purge_routes):
         app.include_router(module.router)
     app.include_router(seed_paths.router)  # the seed documents' own paths (DESIGN.md)
     return app

@@ -57,11 +57,12 @@ class BulkRequest(BaseModel):
     reason: str = Field(default="", max_length=2000)  # a stop's reason
 
 
-def _filters(body: BulkRequest, tenant: str) -> Filters:
-    fields = body.filter.model_dump(exclude={"from_", "to"})
+def filters_of(flt: BulkFilter, tenant: str) -> Filters:
+    """The search filters a bulk operation (or a purge) selects its executions by."""
+    fields = flt.model_dump(exclude={"from_", "to"})
     try:
-        return Filters(tenant=tenant, since_ms=ms_of_datetime(body.filter.from_),
-                       until_ms=ms_of_datetime(body.filter.to), **fields)  # fmt: skip
+        return Filters(tenant=tenant, since_ms=ms_of_datetime(flt.from_),
+                       until_ms=ms_of_datetime(flt.to), **fields)  # fmt: skip
     except ValidationError as exc:
         raise ApiError(422, "invalid_filters", "filter.from must not be after filter.to",
                        details=[{"field": "filter.from", "message": "after to"}]) from exc
@@ -75,7 +76,7 @@ def command_id(bulk_id: str, execution_id: str) -> str:
 async def start_bulk(body: BulkRequest, ctx: Ctx, tenant: Tenant = "default"):
     """Send `action` to every execution the filter selects (at most 50,000): 202 with the
     bulk id whose progress `GET /bulk/{id}` shows; `dry_run` only counts them."""
-    f = _filters(body, tenant)
+    f = filters_of(body.filter, tenant)
     ids = await bulk.matching_ids(ctx.ch, f, MAX_EXECUTIONS + 1, database=ctx.db)
     if len(ids) > MAX_EXECUTIONS:
         raise ApiError(422, "too_many_executions", f"the filter selects more than "
