@@ -27,10 +27,11 @@ async def report_events(body: EventBatch, ctx: Ctx):
     """Accept a batch of reported events (validated whole; nothing is kept if one is bad)."""
     received = now_ms()
     grouped: dict[tuple[str, str], list[Report]] = {}
+    mask = ctx.masker()  # values under secret-looking keys are not stored
     for ev in body.events:
         grouped.setdefault((ev.tenant, ev.execution_id), []).append(Report(
             report_id=_report_id(ev), event_type=ev.event_type, step_id=ev.step_id,
-            timestamp=int(ev.timestamp.timestamp() * 1000), message=ev.message, data=ev.data,
+            timestamp=int(ev.timestamp.timestamp() * 1000), message=ev.message, data=mask(ev.data),
             workflow_id=ev.workflow_id, system=ev.system, module=ev.module, labels=ev.labels,
         ))  # fmt: skip
     topic = ctx.settings.topic("step-events")

@@ -84,6 +84,9 @@ def build_output(response: httpx.Response, mapping: dict[str, str]) -> dict[str,
     output: dict[str, Any] = {"status": response.status_code, "data": _body(response),
                               "headers": dict(response.headers.items())}  # fmt: skip
     output.update({key: resolve_path(output, path) for key, path in mapping.items()})
+    # Secret-looking response headers (set-cookie, authorization, …) are not stored; a
+    # plan that needs one maps it to a key of its own above.
+    output["headers"] = mask_secrets(output["headers"])
     return output
 
 

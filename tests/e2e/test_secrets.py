@@ -1,5 +1,6 @@
 """A secret used by a plan reaches the service it is meant for and nothing else: after a
-run, no topic, no ClickHouse table and no log line of the product holds its value."""
+run, no topic, no ClickHouse table and no log line of the product holds its value (nor a
+reporter's credential-looking field)."""
 
 from __future__ import annotations
 
@@ -84,6 +85,11 @@ def test_a_secret_reaches_its_service_and_is_stored_nowhere(tmp_path: Path):
                 assert token not in call.body.decode().split('"note"')[1]  # ...not from data
                 echoed = [s for s in done["steps"] if s["step_id"] == "call"][0]["output"]
                 assert "***" in echoed["data"]["body"] and token not in str(echoed)
+                # A reporter's credential-looking field is not stored either.
+                assert api.post("/api/v1/events", json={"events": [{
+                    "execution_id": new_eid("reported"), "event_type": "log",
+                    "timestamp": "2025-09-01T10:00:00Z",
+                    "data": {"level": "info", "api_key": token}}]}).status_code == 202
                 logs = api.get(f"/api/v1/executions/{eid}/logs").text
                 events = api.get(f"/api/v1/executions/{eid}/events").text
                 export = api.post("/api/v1/tracking/export", json={
