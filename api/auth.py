@@ -122,8 +122,9 @@ def _key_of(scope: Scope) -> str | None:
 
 
 class TenantBodies:
-    """Which request bodies name a tenant, read once from the OpenAPI schema: top-level
-    ``tenant`` and ``events[].tenant``."""
+    """Which request bodies name a tenant, read once from the OpenAPI schema: where in the
+    body (``""`` the body itself, ``"events[]"`` each item of ``events``, ``"filters"`` an
+    object property), so a key's tenant can be checked and put in."""
 
     def __init__(self, schema: dict[str, Any]) -> None:
         comps = schema.get("components", {}).get("schemas", {})
@@ -135,35 +136,45 @@ class TenantBodies:
             name = ref.get("$ref", "").rsplit("/", 1)[-1]
             return comps.get(name, ref).get("properties", {})
 
-        self.rules: list[tuple[str, re.Pattern[str], bool, bool]] = []
+        self.rules: list[tuple[str, re.Pattern[str], tuple[str, ...]]] = []
         for path, ops in schema.get("paths", {}).items():
             for method, op in ops.items():
                 content = op.get("requestBody", {}).get("content", {}).get("application/json")
                 if not content:
                     continue
                 top = props(content.get("schema", {}))
-                events = props(top.get("events", {}).get("items", {}))
-                if "tenant" in top or "tenant" in events:
+                places = [""] if "tenant" in top else []
+                for name, prop in top.items():
+                    if "tenant" in props(prop.get("items", {}) if name == "events" else prop):
+                        places.append(f"{name}[]" if name == "events" else name)
+                if places:
                     pattern = re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", path) + "$")
-                    self.rules.append((method.upper(), pattern, "tenant" in top,
-                                       "tenant" in events))  # fmt: skip
+                    self.rules.append((method.upper(), pattern, tuple(places)))
 
-    def lookup(self, method: str, path: str) -> tuple[bool, bool] | None:
-        for m, pattern, top, events in self.rules:
+    def lookup(self, method: str, path: str) -> tuple[str, ...] | None:
+        for m, pattern, places in self.rules:
             if m == method and pattern.match(path):
-                return top, events
+                return places
         return None
 
 
-def owned(body: Any, tenant: str, top: bool, events: bool) -> Any:
-    """``body`` with ``tenant`` put in where the schema has one and none is given; an
-    ApiError 403 where another tenant is named."""
+def owned(body: Any, tenant: str, places: tuple[str, ...]) -> Any:
+    """``body`` with ``tenant`` put in at ``places`` where none is given; an ApiError 403
+    where another tenant is named."""
     if not isinstance(body, dict):
         return body
-    items = [body] if top else []
-    if events and isinstance(body.get("events"), list):
-        items += [e for e in body["events"] if isinstance(e, dict)]
+    items: list[Any] = []
+    for place in places:
+        if place == "":
+            items.append(body)
+        elif place.endswith("[]"):
+            listed = body.get(place[:-2])
+            items += [e for e in listed if isinstance(e, dict)] if isinstance(listed, list) else []
+        else:
+            items.append(body.setdefault(place, {}))
     for item in items:
+        if not isinstance(item, dict):
+            continue
         given = item.get("tenant")
         if given is not None and given != tenant:
             raise _other_tenant(tenant)
@@ -225,7 +236,7 @@ class Auth:
             chunks.append(message.get("body", b""))
             more = message.get("more_body", False)
         raw = b"".join(chunks)
-        if not raw.strip() and rule[0]:  # an optional body left out: the key's tenant
+        if not raw.strip() and "" in rule:  # an optional body left out: the key's tenant
             body: Any = {}
             _set_header(scope, b"content-type", b"application/json")
         else:
@@ -233,7 +244,7 @@ class Auth:
                 body = orjson.loads(raw)
             except orjson.JSONDecodeError:
                 return _replay([{"type": "http.request", "body": raw}], receive)  # a 400
-        new = orjson.dumps(owned(body, tenant, *rule))
+        new = orjson.dumps(owned(body, tenant, rule))
         _set_header(scope, b"content-length", str(len(new)).encode())
         return _replay([{"type": "http.request", "body": new}], receive)
 

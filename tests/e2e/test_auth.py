@@ -86,6 +86,15 @@ def test_keys_roles_and_tenants(keyed: Product):
         "timestamp": "2025-09-01T10:00:00Z"}]}).status_code == 202  # fmt: skip
     wait_for(lambda: view.get(f"{V1}/executions/{rid}").status_code == 200, timeout=30)
 
+    # Exports too: the key's tenant is the filter's, another one is refused.
+    export = {"format": "ndjson", "kind": "executions", "filters": {"execution_id": eid}}
+    assert beta.post(f"{V1}/tracking/export", json={
+        **export, "filters": {"execution_id": eid, "tenant": "acme"}}).status_code == 403
+    assert beta.post(f"{V1}/tracking/export", json=export).text.strip() == ""
+    rows = [json.loads(line) for line in view.post(f"{V1}/tracking/export", json=export)
+            .text.splitlines()]  # fmt: skip
+    assert [r["execution_id"] for r in rows] == [eid]
+
     # Admin only: limits, workflows, metrics.
     for c, status in ((op, 403), (admin, 200)):
         assert c.put(f"{V1}/admin/limits", json={"max_queued": 9_999}).status_code == status

@@ -50,12 +50,14 @@ def test_keys_are_kept_as_hashes_and_name_their_principal():
 
 
 def test_a_bodys_tenant_is_put_in_or_refused():
-    assert owned({"plan": {}}, "acme", True, False) == {"plan": {}, "tenant": "acme"}
+    assert owned({"plan": {}}, "acme", ("",)) == {"plan": {}, "tenant": "acme"}
     batch = {"events": [{"execution_id": "a"}, {"execution_id": "b", "tenant": "acme"}]}
-    assert [e["tenant"] for e in owned(batch, "acme", False, True)["events"]] == ["acme"] * 2
-    for body, top, events in (({"tenant": "beta"}, True, False),
-                              ({"events": [{"tenant": "beta"}]}, False, True)):  # fmt: skip
+    assert [e["tenant"] for e in owned(batch, "acme", ("events[]",))["events"]] == ["acme"] * 2
+    assert owned({"format": "csv"}, "acme", ("filters",)) == {"format": "csv",
+                                                              "filters": {"tenant": "acme"}}
+    for body, places in (({"tenant": "beta"}, ("",)), ({"events": [{"tenant": "beta"}]},
+                         ("events[]",)), ({"filters": {"tenant": "beta"}}, ("filters",))):
         with pytest.raises(ApiError) as exc:
-            owned(body, "acme", top, events)
+            owned(body, "acme", places)
         assert exc.value.status == 403
-    assert owned(["not", "a", "dict"], "acme", True, True) == ["not", "a", "dict"]
+    assert owned(["not", "a", "dict"], "acme", ("", "events[]")) == ["not", "a", "dict"]
