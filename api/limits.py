@@ -16,6 +16,7 @@ import orjson
 
 from api.deps import AppContext
 from projections.clickhouse import identifier
+from projections.journal import latest_payload
 from streams.admission_contracts import ADMISSION_KEY, SetLimits
 from streams.executors.system_limits import SystemCaps
 from streams.limits import Limits
@@ -25,21 +26,12 @@ ACTION = "limits.set"
 PROCESS_ACTION = "limits.process"
 
 
-async def latest_payload(ctx: AppContext, action: str) -> str | None:
-    """The payload of the newest journaled change ``action``, if there was one."""
-    db = identifier(ctx.db)
-    rows = await ctx.ch.query(
-        f"SELECT payload FROM {db}.journal WHERE action = {{action:String}} "
-        "ORDER BY journal_pos DESC LIMIT 1", {"action": action})  # fmt: skip
-    return rows[0]["payload"] if rows else None
-
-
 async def load(ctx: AppContext) -> None:
     """At start: the latest changes if any, else the settings' limits."""
-    raw = await latest_payload(ctx, ACTION)
+    raw = await latest_payload(ctx.ch, ctx.db, ACTION)
     ctx.limits = SetLimits.model_validate_json(raw).limits if raw else ctx.settings.limits
     ctx.executor_caps = SystemCaps.from_settings(ctx.settings)
-    raw = await latest_payload(ctx, PROCESS_ACTION)
+    raw = await latest_payload(ctx.ch, ctx.db, PROCESS_ACTION)
     if raw:
         apply_process(ctx, orjson.loads(raw))
 

@@ -220,6 +220,15 @@ class JournalWriter:
                 p.done.set_exception(exc)
 
 
+async def latest_payload(ch: ClickHouse, database: str, action: str) -> str | None:
+    """The payload of the newest journal entry of ``action`` (a settings change made
+    through the API: limits, retention), if there is one."""
+    rows = await ch.query(
+        f"SELECT payload FROM {identifier(database)}.journal WHERE action = {{a:String}} "
+        "ORDER BY journal_pos DESC LIMIT 1", {"a": action})  # fmt: skip
+    return rows[0]["payload"] if rows else None
+
+
 async def audit_log(
     ch: ClickHouse, database: str, *, since_ms: int | None = None, until_ms: int | None = None,
     actor: str | None = None, action: str | None = None, execution_id: str | None = None,

@@ -16,8 +16,7 @@ from api.deps import AppContext, Ctx, new_id, now_ms
 from api.envelope import ApiError, ok
 from api.routes.bulk import BulkFilter, Tenant, filters_of
 from projections import bulk, purge, queries
-from projections.clickhouse import identifier
-from projections.journal import Entry
+from projections.journal import Entry, latest_payload
 from projections.purge import Retention
 
 router = APIRouter(prefix="/api/v1", tags=["data protection"])
@@ -71,10 +70,8 @@ async def purge_executions(body: PurgeRequest, ctx: Ctx, tenant: Tenant = "defau
 async def load_retention(ctx: AppContext) -> Retention | None:
     """The newest retention set through the API (re-applied at start: a projection
     rebuild makes the derived tables anew)."""
-    rows = await ctx.ch.query(
-        f"SELECT payload FROM {identifier(ctx.db)}.journal WHERE action = {{a:String}} "
-        "ORDER BY journal_pos DESC LIMIT 1", {"a": RETENTION_ACTION})  # fmt: skip
-    return Retention.model_validate_json(rows[0]["payload"]) if rows else None
+    raw = await latest_payload(ctx.ch, ctx.db, RETENTION_ACTION)
+    return Retention.model_validate_json(raw) if raw else None
 
 
 @router.get("/admin/retention")
