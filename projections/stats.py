@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 from projections.clickhouse import ClickHouse, identifier
 from projections.filters import Filters
-from projections.queue_stats import execution_queue_wait
+from projections.queue_stats import EMPTY, execution_queue_wait, queue_wait_by
 from projections.schema import DEFAULT_DATABASE
 from projections.stats_queries import Group, error_rows, execution_rows, scope, step_rows
 from projections.tracking import _iso, _number, default_window
@@ -164,7 +164,9 @@ async def group_stats(
     """The figures per system or per module: ``{"items": [...], "next_cursor": null}``,
     most runs first; ``from``/``to``/``interval`` beside them."""
     f = default_window(f, now_ms)
-    out, totals, exec_time = await _grouped(ch, f, group, interval, database)
+    (out, totals, exec_time), waits = await asyncio.gather(
+        _grouped(ch, f, group, interval, database),
+        queue_wait_by(ch, group, f, f.since_ms or 0, f.until_ms or 0, database=database))
     items = []
     for key, figures in out.items():
         if not key:
@@ -176,6 +178,7 @@ async def group_stats(
             "failed_attempts": int(total.get("failed_attempts", 0)),
             "step_duration_ms": _durations(total or None),
             "time_share": _ratio(int(total.get("dur_sum", 0)), exec_time.get(key, 0)),
+            "execution_queue_wait": waits.get(key, dict(EMPTY)),
         })  # fmt: skip
     return {"items": items, "next_cursor": None, "from": _iso(f.since_ms),
             "to": _iso(f.until_ms), "interval": interval}  # fmt: skip

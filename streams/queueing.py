@@ -44,7 +44,7 @@ def on_admit(b: Builder, msg: Admit) -> None:
         return
     now = msg.received_at
     wait = max(0, now - (st.queued_at or now))
-    data: dict[str, object] = {"queue_wait_ms": wait}
+    data: dict[str, object] = {"queue_wait_ms": wait, **placement(st)}
     if st.queued_timeout_ms is not None:
         data["timeout_at"] = iso_ms(now + st.queued_timeout_ms)
     b.emit("execution_dequeued", msg.command_id, now,
@@ -64,6 +64,13 @@ def notices(before: ExecutionState | None, after: ExecutionState | None,
     if was_done and not after.finished:
         return [Occupy(received_at=now, subject=after.execution_id, scopes=scopes_of(after))]
     return []
+
+
+def placement(st: ExecutionState) -> dict[str, list[str]]:
+    """The systems and modules its plan names (statistics group queue waits by them)."""
+    steps = st.plan.steps if st.plan is not None else ()
+    return {"systems": sorted({s.system for s in steps if s.system}),
+            "modules": sorted({s.module for s in steps if s.module})}
 
 
 def scopes_of(st: ExecutionState) -> tuple[str, ...]:

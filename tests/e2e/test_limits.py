@@ -63,7 +63,8 @@ def test_a_burst_waits_within_the_cap_and_drains_in_priority_order(
         with httpx.Client(base_url=limited.base_url, timeout=60) as c:
             return c.post(f"{V1}/executions", json={
                 "execution_id": eid, "workflow_id": wf, "priority": prio,
-                "plan": {"steps": [{"id": "call", "type": "api_call",
+                "plan": {"steps": [{"id": "call", "type": "api_call", "system": wf,
+                                    "module": f"{wf}_m",
                                     "config": {"url": f"{url}/hold/{wf}/{prio}/{eid}?s=0.2"}}]},
             }).status_code
 
@@ -108,6 +109,9 @@ def test_a_burst_waits_within_the_cap_and_drains_in_priority_order(
     waits = stats["execution_queue_wait"]
     assert waits["count"] == len(burst) + CAP  # the blockers went through the queue too
     assert waits["p95_ms"] >= waits["p50_ms"] > 0
+    for group, name in (("systems", wf), ("modules", f"{wf}_m")):
+        [item] = data(api.get(f"{V1}/stats/{group}", params={group[:-1]: name}))["items"]
+        assert item["execution_queue_wait"]["count"] == len(burst)  # blockers name none
     realtime = data(api.get(f"{V1}/stats/realtime"))
     assert realtime["queue"]["length"] == 0 and realtime["queue"]["wait_ms"]["count"] >= 1
     api.close()
