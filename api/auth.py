@@ -8,7 +8,8 @@ Without keys the API is open (a laptop): the start-up log and ``/ready`` say so.
 With keys, every route but ``/health`` and ``/ready`` needs ``Authorization: Bearer
 <key>`` (``X-Api-Key`` too; ``?token=`` on the WebSocket). Roles: ``viewer`` reads (and
 checks plans, exports), ``operator`` also starts, reports and steers, ``admin`` also
-changes workflows, step types, limits, redrives dead letters and reads ``/metrics``.
+changes workflows, step types, limits, reads and redrives dead letters and reads
+``/metrics``.
 A key sees its own tenant only: a ``tenant`` in the query or the body that is another one
 is a 403, and where none is given the key's tenant is put in (so every route that reads
 ``tenant`` gets it). The key's name is the actor the journal records.
@@ -41,7 +42,8 @@ OPEN_PATHS = frozenset({"/health", "/ready"})
 _READING_POSTS = re.compile(r"/(plans/validate|plans/generate|executions/validate-inputs|"
                             r"tracking/export|plan/validate|plan/generate|"
                             r"execute/validate-inputs)$")  # fmt: skip
-_ADMIN = re.compile(r"^/metrics$|^/api/v1/admin/|^/api/v1/purge|^/api/v1/dead-letters/.+/redrive$"
+# Dead letters are any tenant's raw messages (their table has no tenant): admin only.
+_ADMIN = re.compile(r"^/metrics$|^/api/v1/admin/|^/api/v1/purge|^/api/v1/dead-letters"
                     r"|^/api/v1/step-types")  # fmt: skip
 _WORKFLOW_CHANGE = re.compile(r"^/api/v1/workflows(/[^/]+(/nodes|/connections)?|/import)?$")
 current_actor: contextvars.ContextVar[str | None] = contextvars.ContextVar("actor", default=None)

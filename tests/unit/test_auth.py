@@ -30,6 +30,7 @@ from api.envelope import ApiError
     ("PUT", "/api/v1/admin/limits", "admin"),
     ("GET", "/api/v1/admin/limits", "admin"),
     ("POST", "/api/v1/dead-letters/d1/redrive", "admin"),
+    ("GET", "/api/v1/dead-letters", "admin"),  # any tenant's raw messages
     ("GET", "/metrics", "admin"),
 ])  # fmt: skip
 def test_the_role_each_request_needs(method: str, path: str, role: str):
