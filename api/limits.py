@@ -45,19 +45,17 @@ def apply_process(ctx: AppContext, doc: dict[str, Any]) -> None:
         ctx.executor_caps = SystemCaps.model_validate(doc["executors"])
 
 
-def process_payload(ctx: AppContext) -> bytes:
-    return orjson.dumps({
-        "edge": ctx.edge.model_dump(mode="json") if ctx.edge is not None else {},
-        "executors": ctx.executor_caps.model_dump() if ctx.executor_caps else None,
-    })  # fmt: skip
+def process_doc(ctx: AppContext) -> dict[str, Any]:
+    """The ``limits.process`` document in force here (what `apply_process` takes)."""
+    return {"edge": ctx.edge.model_dump(mode="json") if ctx.edge is not None else {},
+            "executors": ctx.executor_caps.model_dump() if ctx.executor_caps else {}}
 
 
 async def announce(ctx: AppContext) -> None:
     """Tell the admission queue the limits in force (at start: it admits nothing until
     it knows them)."""
-    msg = SetLimits(received_at=int(time.time() * 1000), limits=ctx.limits)
     await ctx.bus.publish([(ctx.settings.topic("commands"), ADMISSION_KEY,
-                            msg.model_dump_json().encode())])  # fmt: skip
+                            payload(ctx.limits, int(time.time() * 1000)))])  # fmt: skip
 
 
 def payload(limits: Limits, at: int) -> bytes:

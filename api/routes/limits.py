@@ -86,9 +86,9 @@ async def put_limits(body: LimitsChange, ctx: Ctx):
                              topic=ctx.settings.topic("commands"),
                              payload=limits.payload(new, at), received_at=at))  # fmt: skip
     if edge or executors:
-        before = orjson.loads(limits.process_payload(ctx))
-        doc = {"edge": {**before["edge"], **edge},
-               "executors": {**(before["executors"] or {}), **executors}}
+        before = limits.process_doc(ctx)
+        doc = {"edge": {**before["edge"], **edge}, "executors": {**before["executors"],
+                                                                 **executors}}  # fmt: skip
         entries.append(Entry(action=limits.PROCESS_ACTION, execution_id=ADMISSION_KEY, ids=(),
                              topic="", payload=orjson.dumps(doc), received_at=at))
     await accept(ctx, entries)
