@@ -38,6 +38,8 @@ def evolve(state: ExecutionState | None, event: Event) -> ExecutionState:
             upd["status"] = "running"
     elif kind in STEP_REPORT_TYPES and event.step_id:
         upd["steps"] = _with_report(state, event, ts)
+        if event.step_id == state.debug_next:  # it ran (a transform reports no start)
+            upd["debug_next"] = None
         start = ts - int(event.data.get("duration_ms") or 0)
         upd["started_at"] = min(state.started_at, start) if state.started_at else start
     elif kind in ("step_scheduled", "step_retry_scheduled") and event.step_id:
@@ -49,6 +51,7 @@ def evolve(state: ExecutionState | None, event: Event) -> ExecutionState:
         upd["error_type"] = event.data.get("error_type")
     elif kind == "execution_paused":
         upd["status"] = "paused"
+        upd["debug_next"] = event.data.get("next_step")
     elif kind == "execution_queued":
         upd.update(status="queued", admission=True, queued_at=ts,
                    priority=int(event.data.get("priority") or 0),

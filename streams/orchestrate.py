@@ -20,6 +20,7 @@ from streams.contracts import iso_ms
 from streams.fanout import Unit, deps_of
 from streams.plan import PlanStep, canonical_type
 from streams.state import (
+    ACTIVE_STEP_STATUSES,
     ExecutionState,
     StepState,
     attempts_of,
@@ -76,17 +77,28 @@ def advance(b: Builder, cause_id: str, now: int) -> None:
                    message="every step it depends on was skipped",
                    data={"reason": "dependencies_skipped"})
             continue
-        if not ready or st.status == "paused":
+        if not ready:
+            break
+        if st.status == "paused":
+            # Debug: once the step `step` ran is done, say which one comes next (once).
+            if st.debug and st.debug_next is None and not any(
+                    s in ACTIVE_STEP_STATUSES for s in statuses.values()):  # fmt: skip
+                _debug_pause(b, ready[0], cause_id, now)
             break
         if st.debug:
-            b.emit("execution_paused", cause_id, now, message=f"debug: before {ready[0].sid}",
-                   data={"reason": "debug", "next_step": ready[0].sid, "status": "paused",
-                         "next_input": resolved_input(st, ready[0].ps, ready[0].sid)})
+            _debug_pause(b, ready[0], cause_id, now)
             break
         _run(b, ready[0], cause_id, now)
     else:
         raise RuntimeError(f"the plan did not settle in {_MAX_ADVANCE_ROUNDS} rounds")
     _complete_if_done(b, cause_id, now)
+
+
+def _debug_pause(b: Builder, unit: Unit, cause_id: str, now: int) -> None:
+    assert b.state is not None
+    b.emit("execution_paused", cause_id, now, message=f"debug: before {unit.sid}",
+           data={"reason": "debug", "next_step": unit.sid, "status": "paused",
+                 "next_input": resolved_input(b.state, unit.ps, unit.sid)})
 
 
 def run_step(b: Builder, unit: Unit, cause_id: str, now: int) -> None:

@@ -102,6 +102,7 @@ class ExecutionState(BaseModel):
     last_activity_at: int = 0
     timeout_at: int | None = None  # orchestrated: when what still runs is stopped
     debug: bool = False  # orchestrated, paused before every step; `step` runs the next
+    debug_next: str | None = None  # debug: the step the last pause announced, till it starts
     parent_execution_id: str | None = None  # a sub-execution: who started it
     parent_step_id: str | None = None  # ... and for which of its steps
     # Limits (streams/admission.py): it went through the admission queue, when it was

@@ -180,7 +180,12 @@ def test_debug_pauses_before_every_step_and_step_runs_one_resume_leaves_debug():
     assert rejected(r) == "nothing_ready"  # `a` still runs
     finish_ok(r, "a", T0 + 20, {"v": 1})
     assert r.statuses()["wait"] == "pending"  # paused: the next waits for `step`
-    r(control("step", T0 + 30))
+    paused = [e for e in r.events if e.event_type == "execution_paused"]
+    assert [e.data["next_step"] for e in paused] == ["a", "wait"]  # each announced once
+    r(control("step", T0 + 25))
+    finish_ok(r, "a", T0 + 26, {"v": 1})  # a duplicate outcome announces nothing again
+    assert [e.data["next_step"] for e in r.events if e.event_type == "execution_paused"] \
+        == ["a", "wait"]  # fmt: skip
     assert r.statuses()["wait"] == "running"
     r(control("resume", T0 + 40))
     assert r.state.debug is False
@@ -256,3 +261,16 @@ def test_reported_events_do_not_resume_a_paused_execution():
     assert r.statuses()["x"] == "succeeded" and not r.tasks
     r(control("resume", T0 + 3))
     assert r.task("y").attempt == 1
+
+
+def test_debug_announces_the_next_step_after_one_that_finishes_at_once():
+    r = Run()(start(plan(
+        {"id": "t1", "type": "transform", "config": {"mapping": {"x": "{{ input.n }}"}}},
+        {"id": "t2", "type": "transform", "dependsOn": ["t1"],
+         "config": {"mapping": {"y": "{{ t1.x }}!"}}},
+    ), debug=True, n=1))  # fmt: skip
+    r(control("step", T0 + 10))
+    paused = [e for e in r.events if e.event_type == "execution_paused"]
+    assert [e.data["next_step"] for e in paused] == ["t1", "t2"]
+    assert paused[-1].data["next_input"] == {"mapping": {"y": "1!"}}
+    assert r.state is not None and r.state.status == "paused"
