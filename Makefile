@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 BENCH ?=
 PY_PACKAGES := runledger streams api projections
 
-.PHONY: install run test test-slow bench lint clean
+.PHONY: install ui run test test-slow bench lint clean
 
 install: $(VENV)/.installed
 
@@ -20,14 +20,22 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -e '.[dev]'
 	@touch $@
 
-run: $(VENV)/.installed
+# The page's npm packages (ui/package.json), exactly as ui/package-lock.json pins them.
+ui: ui/node_modules/.installed
+
+ui/node_modules/.installed: ui/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is needed for the page's packages: apt-get install nodejs npm"; exit 1; }
+	cd ui && npm ci --no-audit --no-fund
+	@touch $@
+
+run: $(VENV)/.installed ui
 	$(BIN)/runledger run
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed ui
 	$(BIN)/pytest tests/unit tests/integration tests/e2e -m 'not slow' -q
 
 # Exit code 5 (no tests collected) counts as success.
-test-slow: $(VENV)/.installed
+test-slow: $(VENV)/.installed ui
 	@rc=0; $(BIN)/pytest -m slow -q || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "no slow tests collected"; exit 0; fi; exit $$rc
 
@@ -48,5 +56,5 @@ lint: $(VENV)/.installed
 	$(BIN)/mypy $(PY_PACKAGES)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) ui/node_modules .mypy_cache .pytest_cache .ruff_cache build *.egg-info
 	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +

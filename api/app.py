@@ -45,6 +45,7 @@ from api.routes import (
 )
 from api.routes import limits as limits_routes
 from api.routes import purge as purge_routes
+from api.routes.ui import install_ui
 from api.startup import check_partitions, restore_if_needed
 from api.tail import EventTail
 from projections.clickhouse import ClickHouse
@@ -131,6 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    purge_routes):
         app.include_router(module.router)
     app.include_router(seed_paths.router)  # the seed documents' own paths (DESIGN.md)
+    install_ui(app, configured)
     return app
 
 

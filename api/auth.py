@@ -38,6 +38,8 @@ log = logging.getLogger("runledger.api")
 Role = Literal["viewer", "operator", "admin"]
 _RANK = {"viewer": 0, "operator": 1, "admin": 2}
 OPEN_PATHS = frozenset({"/health", "/ready"})
+# The page and its static files hold no data: it asks for a key when the API answers 401.
+_OPEN_PAGE = re.compile(r"^/(ui(/.*)?)?$")
 # POSTs that only read or check: a viewer may send them.
 _READING_POSTS = re.compile(r"/(plans/validate|plans/generate|executions/validate-inputs|"
                             r"tracking/export|plan/validate|plan/generate|"
@@ -198,7 +200,7 @@ class Auth:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or self.keys.open \
-                or scope["path"] in OPEN_PATHS:  # fmt: skip
+                or scope["path"] in OPEN_PATHS or _OPEN_PAGE.match(scope["path"]):  # fmt: skip
             await self.app(scope, receive, send)
             return
         principal = self.keys.find(_key_of(scope))

@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     api_key: str | None = Field(default=None, description="the key this process calls the "
                                 "API with (an executor reading the limits needs admin)")
     data_dir: Path = Path("./data")
+    ui_dir: Path = Field(default=Path(__file__).resolve().parents[1] / "ui",
+                         description="the Execution Center page: ui/ with its npm packages")
 
     kafka_bootstrap: str | None = Field(
         default=None, description="Kafka bootstrap servers; unset = start the embedded broker"

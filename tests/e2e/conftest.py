@@ -185,3 +185,48 @@ class Reporter(threading.Thread):
         self._halt.set()
         self.join()
         return self.accepted
+
+
+CHROMIUM = os.environ.get("RUNLEDGER_CHROMIUM", "/usr/bin/chromium")
+# As the machine's probe runs it: no background traffic that this closed network refuses.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]  # fmt: skip
+SCREENSHOTS = Path(__file__).parent / "screenshots"
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[object]:
+    """Headless Debian Chromium driven by Playwright (`.ci/run` installs the package)."""
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError(f"{CHROMIUM} is missing: `apt-get install chromium` (.ci/run does) "
+                           "or set RUNLEDGER_CHROMIUM")  # fmt: skip
+    from playwright.sync_api import sync_playwright
+
+    SCREENSHOTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium, product: Product, request: pytest.FixtureRequest) -> Iterator[object]:
+    """A fresh browser context on the product's page; errors in the page fail the test, and
+    its last state is kept as a screenshot (last-<test>.png)."""
+    context = chromium.new_context(viewport={"width": 1500, "height": 950},  # type: ignore[attr-defined]
+                                   accept_downloads=True, base_url=product.base_url)
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.errors = errors
+    yield pg
+    with contextlib.suppress(Exception):
+        shot(pg, f"last-{request.node.name}")
+    context.close()
+    assert not errors, f"errors in the page: {errors}"
+
+
+def shot(page, name: str) -> None:
+    """A screenshot of a main state, under tests/e2e/screenshots/ (not committed)."""
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)

@@ -51,6 +51,10 @@ def test_keys_roles_and_tenants(keyed: Product):
     ready = anon.get("/ready")
     assert ready.status_code == 200 and ready.json()["auth"] == "api_keys"
     assert anon.get("/health").status_code == 200
+    # The page holds no data: it loads without a key and asks for one on the first 401.
+    for path in ("/", "/ui", "/ui/app/main.js", "/ui/vendor/preact/dist/preact.mjs"):
+        assert anon.get(path).status_code == 200, path
+    assert anon.get("/ui/app/../../api/app.py").status_code == 404
     for c in (anon, client(keyed, "not-a-key")):
         r = c.get(f"{V1}/executions")
         assert r.status_code == 401 and r.json()["error"]["category"] == "permission"
