@@ -15,7 +15,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 from pydantic import ValidationError
 from rich.progress import TaskID
 
-from runledger import generations
+from runledger import client_cli, generations
 from runledger.broker import BrokerStartError
 from runledger.kafka import (
     TopicCreationError,
@@ -250,6 +250,8 @@ def projections_rebuild(
         raise _fail(str(exc)) from None
     raise typer.Exit(code)
 
+
+client_cli.register(app)  # status, start, tail, export, bench (over the running API)
 
 if __name__ == "__main__":
     app()
