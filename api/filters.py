@@ -31,15 +31,26 @@ async def filters_from_query(
     step_id: _Id = None, error_type: _Id = None,
     from_: Annotated[datetime | None, Query(alias="from")] = None,
     to: Annotated[datetime | None, Query()] = None,
+    label: Annotated[list[str] | None, Query(max_length=20, description="key:value, repeatable: "
+                                             "every one of these labels")] = None,
 ) -> Filters:  # fmt: skip
+    bad = [v for v in label or [] if ":" not in v or not v.split(":", 1)[0]]
+    if bad:
+        raise ApiError(422, "invalid_filters", "label is key:value",
+                       details=[{"field": "label", "message": f"not key:value: {bad[0][:200]}"}])
+    labels = dict(v.split(":", 1) for v in label or [])
     try:
         return Filters(tenant=tenant, execution_id=execution_id, workflow_id=workflow_id,
                        system=system, module=module, status=status, environment=environment,
                        step_id=step_id, error_type=error_type, since_ms=ms_of_datetime(from_),
-                       until_ms=ms_of_datetime(to))  # fmt: skip
+                       until_ms=ms_of_datetime(to), labels=labels)  # fmt: skip
     except ValidationError as exc:
-        raise ApiError(422, "invalid_filters", "from must not be after to",
-                       details=[{"field": "from", "message": "must not be after to"}]) from exc
+        field = str(exc.errors()[0]["loc"][0]) if exc.errors()[0]["loc"] else "from"
+        message = "must not be after to" if field in ("from", "since_ms") \
+            else exc.errors()[0]["msg"]  # fmt: skip
+        raise ApiError(422, "invalid_filters", f"{field}: {message}",
+                       details=[{"field": field if field != "since_ms" else "from",
+                                 "message": message}]) from exc
 
 
 QueryFilters = Annotated[Filters, Depends(filters_from_query)]

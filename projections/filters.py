@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ExecutionStatus = Literal[
     "pending", "queued", "running", "paused", "succeeded", "failed", "stopped"
@@ -32,6 +32,18 @@ class Filters(BaseModel):
     error_type: str | None = Field(default=None, max_length=200)
     since_ms: int | None = None  # `from`, inclusive
     until_ms: int | None = None  # `to`, exclusive
+    # Every one of these labels, with this value ({"k": "v"} in a body, `label=k:v` in a query)
+    labels: tuple[tuple[str, str], ...] = Field(default=(), max_length=20)
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            value = tuple(sorted(value.items()))
+        for pair in value if isinstance(value, list | tuple) else ():
+            if isinstance(pair, list | tuple) and any(len(str(p)) > 200 for p in pair):
+                raise ValueError("a label key or value is longer than 200 characters")
+        return value
 
     @model_validator(mode="after")
     def _window(self) -> Filters:
@@ -45,7 +57,8 @@ class Filters(BaseModel):
         if self.execution_id:
             return self.execution_id
         parts = [f"{k}-{v}" for k, v in self.model_dump(exclude_none=True).items()
-                 if k not in ("tenant", "since_ms", "until_ms")]  # fmt: skip
+                 if k not in ("tenant", "since_ms", "until_ms", "labels")]  # fmt: skip
+        parts += [f"{k}-{v}" for k, v in self.labels]
         return "_".join(parts) or "all"
 
 
@@ -70,6 +83,12 @@ def _equal(f: Filters, columns: tuple[str, ...], params: dict[str, Any]) -> list
     return out
 
 
+def _with_labels(f: Filters, sql: list[str], params: dict[str, Any]) -> None:
+    for i, (key, value) in enumerate(f.labels):
+        sql.append(f"labels[{{f_lk{i}:String}}] = {{f_lv{i}:String}}")
+        params[f"f_lk{i}"], params[f"f_lv{i}"] = key, value
+
+
 def executions_where(f: Filters, db: str) -> tuple[str, dict[str, Any]]:
     """A condition over ``{db}.executions_by_time`` (``db`` already an identifier).
     ``step_id`` and ``error_type`` select executions with such a step attempt (or such a
@@ -88,6 +107,7 @@ def executions_where(f: Filters, db: str) -> tuple[str, dict[str, Any]]:
                    "a_step_id, a_error_type)")  # fmt: skip
     elif f.error_type is not None:  # or the execution's own final error
         sql[-1] = f"({sql[-1]} OR error_type = {{f_error_type:String}})"
+    _with_labels(f, sql, params)
     _window(f, "started_at", sql, params)
     return " AND ".join(sql), params
 
@@ -98,8 +118,9 @@ def records_where(f: Filters, db: str) -> tuple[str, dict[str, Any]]:
     params: dict[str, Any] = {"f_tenant": f.tenant}
     sql = ["tenant = {f_tenant:String}", *_equal(f, (
         "execution_id", "workflow_id", "system", "module", "step_id", "error_type"), params)]
-    if f.status is not None or f.environment is not None:
+    if f.status is not None or f.environment is not None or f.labels:
         inner = ["tenant = {f_tenant:String}", *_equal(f, ("status", "environment"), params)]
+        _with_labels(f, inner, params)
         sql.append(f"execution_id IN (SELECT execution_id FROM {db}.executions_by_time FINAL "
                    f"WHERE {' AND '.join(inner)})")  # fmt: skip
     _window(f, "started_at", sql, params)

@@ -59,3 +59,34 @@ def test_search_stats_realtime_and_bad_filters_over_http(api: httpx.Client):
     assert field_of("/api/v1/stats/modules", to="yesterday") == "to"
     empty = api.get("/api/v1/executions", params={"tenant": "nobody"}).json()["data"]
     assert empty == {"items": [], "next_cursor": None}
+
+
+def test_labels_select_executions_records_and_exports(api: httpx.Client):
+    run = uuid.uuid4().hex[:8]
+    eids = {"eu": f"exec_eu_{run}", "us": f"exec_us_{run}"}
+    batch = [{"event_id": f"{eid}-{n}", "execution_id": eid, "event_type": kind,
+              "step_id": "a" if kind.startswith("step") else None, "workflow_id": f"wf_{run}",
+              "timestamp": f"2025-09-01T10:00:0{n}Z", "labels": {"region": region, "run": run},
+              "data": {"status": "succeeded"} if kind == "execution_completed" else {}}
+             for region, eid in eids.items()
+             for n, kind in enumerate(("step_started", "step_succeeded", "execution_completed"))]
+    assert api.post("/api/v1/events", json={"events": batch}).status_code == 202
+
+    def search(*labels: str) -> list[str]:
+        r = api.get("/api/v1/executions", params={"label": list(labels)})
+        assert r.status_code == 200, r.text
+        return sorted(i["execution_id"] for i in r.json()["data"]["items"])
+
+    assert wait_for(lambda: search(f"run:{run}") == sorted(eids.values()))
+    assert search(f"run:{run}", "region:eu") == [eids["eu"]]  # every label given must match
+    assert search(f"run:{run}", "region:mars") == []
+    records = api.get("/api/v1/tracking/records", params={"label": [f"run:{run}", "region:us"]})
+    assert {r["execution_id"] for r in records.json()["data"]["items"]} == {eids["us"]}
+    export = api.post("/api/v1/tracking/export", json={
+        "format": "csv", "filters": {"labels": {"run": run, "region": "eu"}}})  # fmt: skip
+    assert export.status_code == 200
+    lines = export.text.strip().splitlines()
+    assert len(lines) == 2 and eids["eu"] in lines[1]  # the header and eu's one attempt
+    assert f"region-eu_run-{run}" in export.headers["content-disposition"]
+    bad = api.get("/api/v1/executions", params={"label": "no-colon"})
+    assert bad.status_code == 422 and bad.json()["error"]["details"][0]["field"] == "label"
