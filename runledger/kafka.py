@@ -78,7 +78,7 @@ async def create_topics(settings: Settings) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
     await admin.start()
     try:
-        new = [NewTopic(name, settings.partitions, 1) for name in names]
+        new = [NewTopic(name, settings.partitions, settings.replication_factor) for name in names]
         response = await admin.create_topics(new)
         for topic, code, *rest in response.topic_errors:
             if code == 0:

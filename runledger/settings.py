@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     )
     clickhouse_database: str = "runledger"
     partitions: int = 12
+    replication_factor: int = Field(default=1, ge=1, description="of the topics `topics "
+                                    "create` makes (3 on a production Kafka cluster)")
     topic_prefix: str = "runledger"
     workers: int = 1
     generations: bool | None = Field(
