@@ -173,10 +173,10 @@ def test_execute_then_track_export_monitor_and_status_through_seed_000_paths(
         assert a.headers["x-export-id"] != c.headers["x-export-id"]
     assert len(api.post(f"{ORCH}/tracking/export", json={
         "format": "json", "filters": {"execution_id": seed_eid}}).json()) == 2
-    bad = {"format": "xml", "filters": {"labels": {"team": "a"}}}  # no label filter: a 422
+    bad = {"format": "xml", "filters": {"team": "a"}}  # an unknown filter: a 422
     r = same(api.post(f"{ORCH}/tracking/export", json=bad),
              api.post(f"{V1}/tracking/export", json=bad))
-    assert r[0] == 422 and {"format", "filters.labels"} <= {
+    assert r[0] == 422 and {"format", "filters.team"} <= {
         d["field"] for d in r[1]["error"]["details"]}
 
     def tail(path: str) -> list[dict[str, Any]]:
