@@ -24,6 +24,7 @@ from runledger.kafka import (
     patch_broker_quirks,
 )
 from runledger.logs import setup_logging
+from runledger.metrics import serve_metrics
 from runledger.settings import Settings, get_settings
 
 log = logging.getLogger("runledger.cli")
@@ -97,6 +98,7 @@ def run(
 def worker() -> None:
     """Run one stream worker (the execution state machine)."""
     settings = _start(f"worker-{os.environ.get('RUNLEDGER_WORKER_INDEX', '0')}")
+    serve_metrics(settings.metrics_port, settings.host)
 
     def entry(s: Settings) -> None:
         from streams.app import run_worker
@@ -130,6 +132,7 @@ def api() -> None:
 def projector() -> None:
     """Run the events → ClickHouse projector as its own process (ClickHouse server only)."""
     settings = _start("projector")
+    serve_metrics(settings.metrics_port, settings.host)
 
     def entry(s: Settings) -> None:
         from projections.service import run_projector
@@ -145,6 +148,7 @@ def projector() -> None:
 def executor() -> None:
     """Run the step executor: step tasks (HTTP calls, …) in, step events out."""
     settings = _start("executor")
+    serve_metrics(settings.metrics_port, settings.host)
 
     def entry(s: Settings) -> None:
         from streams.executors.service import run_executors

@@ -22,6 +22,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
+    start_http_server,
 )
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -88,3 +89,11 @@ def exposition() -> tuple[bytes, str]:
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 
+
+
+def serve_metrics(port: int | None, host: str) -> None:
+    """Scaled out, a process without an HTTP server of its own (worker, projector,
+    executor) serves ``/metrics`` on ``port`` (RUNLEDGER_METRICS_PORT): what Prometheus
+    scrapes and what a liveness probe asks. Unset, nothing is served."""
+    if port:
+        start_http_server(port, addr=host)

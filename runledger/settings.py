@@ -37,6 +37,8 @@ class Settings(BaseSettings):
         default=None, description="chdb:///dir or http://host:8123; default chdb://$DATA_DIR/clickhouse"
     )
     clickhouse_database: str = "runledger"
+    metrics_port: int | None = Field(default=None, ge=1, le=65535, description="scaled out: "
+                                     "a worker, projector or executor serves /metrics here")
     partitions: int = 12
     replication_factor: int = Field(default=1, ge=1, description="of the topics `topics "
                                     "create` makes (3 on a production Kafka cluster)")

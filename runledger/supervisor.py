@@ -63,6 +63,7 @@ def child_env(
             env[f"RUNLEDGER_{name.upper()}"] = text
     env["RUNLEDGER_WORKERS"] = str(workers)
     env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir(settings))
+    env.pop("RUNLEDGER_METRICS_PORT", None)  # one machine: the API's /metrics shows them all
     env.update(extra or {})
     return env
 

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
+import httpx
 import orjson
 import pytest
 
 from runledger.kafka import create_topics, make_consumer, make_producer
 from runledger.settings import Settings
 from streams.contracts import Report, ReportBatch, StartExecution
+from tests.conftest import free_port
+
+METRICS_PORT = free_port()
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +38,7 @@ def worker(worker_settings: Settings, tmp_path_factory: pytest.TempPathFactory) 
     env = {**os.environ, "RUNLEDGER_KAFKA_BOOTSTRAP": s.bootstrap,
            "RUNLEDGER_PARTITIONS": str(s.partitions), "RUNLEDGER_TOPIC_PREFIX": s.topic_prefix,
            "RUNLEDGER_TRACKED_IDLE_TIMEOUT": "2", "RUNLEDGER_TIMER_SCAN_INTERVAL": "0.5",
-           "RUNLEDGER_FINISHED_TTL": "2"}
+           "RUNLEDGER_FINISHED_TTL": "2", "RUNLEDGER_METRICS_PORT": str(METRICS_PORT)}
     log = tmp_path_factory.mktemp("worker") / "worker.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "runledger.cli", "worker"], env=env,
@@ -112,6 +117,12 @@ async def test_undecodable_message_goes_to_dead_letters_and_the_partition_moves_
         e["execution_id"] == eid for m in got for e in m["events"]))
     assert [e["event_type"] for m in msgs for e in m["events"] if e["execution_id"] == eid] == [
         "execution_started", "step_started"]
+    # Scaled out, the worker serves its own /metrics (RUNLEDGER_METRICS_PORT).
+    async with httpx.AsyncClient() as client:
+        metrics = (await client.get(f"http://127.0.0.1:{METRICS_PORT}/metrics")).text
+    dead_total = re.search(r"^runledger_dead_letters_total (\S+)$", metrics, re.M)
+    assert dead_total and float(dead_total.group(1)) >= 1
+    assert "runledger_decide_seconds_count" in metrics
 
 
 async def test_finished_execution_leaves_the_hot_set_and_comes_back_with_its_state(

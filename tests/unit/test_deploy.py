@@ -221,7 +221,7 @@ def test_every_http_deployment_has_liveness_on_health_and_readiness_on_ready() -
     for doc in of_kind("Deployment"):
         for container in pod_containers(doc):
             runs_api = container.get("command", [])[1:] == ["api"]
-            if not (container.get("ports") or runs_api):
+            if not runs_api:
                 continue
             http_containers += 1
             where = f"{doc['metadata']['name']}/{container['name']}"
@@ -234,6 +234,23 @@ def test_every_http_deployment_has_liveness_on_health_and_readiness_on_ready() -
                 probe_port = get.get("port")
                 assert ports.get(probe_port, probe_port) == port, f"{where}: {probe} port"
     assert http_containers, "no Deployment runs the API"
+
+
+def test_workers_projector_and_executors_serve_metrics_and_are_probed_there() -> None:
+    port = int(config_map_data("runledger-config")["RUNLEDGER_METRICS_PORT"])
+    seen = set()
+    for doc in of_kind("Deployment"):
+        for container in pod_containers(doc):
+            command = container.get("command", [])[1:]
+            if command not in (["worker"], ["projector"], ["executor"]):
+                continue
+            seen.add(command[0])
+            where = f"{doc['metadata']['name']}/{container['name']}"
+            ports = {p.get("name"): p["containerPort"] for p in container.get("ports", [])}
+            assert ports.get("metrics") == port, f"{where}: no metrics port {port}"
+            get = container.get("livenessProbe", {}).get("httpGet") or {}
+            assert get.get("path") == "/metrics" and get.get("port") == "metrics", where
+    assert seen == {"worker", "projector", "executor"}
 
 
 def test_the_api_service_targets_the_api_port() -> None:
