@@ -259,6 +259,27 @@ _V7 = [
     """,
 ]
 
+# Export progress every API replica can answer (`GET /exports/{id}`), not only the one that
+# streams it: a row at the start, every few seconds, and at the end; a week is kept.
+_V8 = [
+    f"""
+    CREATE TABLE IF NOT EXISTS {{db}}.exports (
+        export_id String,
+        tenant LowCardinality(String),
+        kind LowCardinality(String),
+        format LowCardinality(String),
+        rows UInt64,
+        finished UInt8,
+        error Nullable(String),
+        started_at {TS},
+        finished_at Nullable({TS}),
+        updated_at UInt64
+    ) ENGINE = ReplacingMergeTree(updated_at)
+    ORDER BY export_id
+    TTL toDateTime(started_at) + INTERVAL 7 DAY
+    """,
+]
+
 # (version, statements, refold): a refold migration adds a derived table that a rebuild
 # from `events` fills (projections.rebuild), before the version is recorded.
 MIGRATIONS: list[tuple[int, list[str], bool]] = [
@@ -269,4 +290,5 @@ MIGRATIONS: list[tuple[int, list[str], bool]] = [
     (5, _V5, False),
     (6, _V6, False),
     (7, _V7, False),
+    (8, _V8, False),
 ]

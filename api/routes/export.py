@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import AsyncIterator
@@ -14,12 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 
 from api.deps import Ctx
 from api.envelope import not_found, ok
+from projections import export_status as export_log
 from projections.export import CONTENT_TYPES, Format, Kind, export_stream
 from projections.filters import Filters
 
 router = APIRouter(prefix="/api/v1", tags=["export"])
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _WHEN = TypeAdapter(datetime)
+PROGRESS_EVERY_S = 2.0  # how often a long export's progress is written for other replicas
 MaskName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
@@ -60,7 +63,8 @@ def file_name(kind: str, label: str, fmt: str) -> str:
 @router.post("/tracking/export")
 async def export(body: ExportRequest, ctx: Ctx) -> StreamingResponse:
     """The selection as a file, streamed (constant memory), sensitive values masked."""
-    status = ctx.exports.start(body.kind, body.format)
+    status = ctx.exports.start(body.kind, body.format, body.filters.tenant)
+    await export_log.save(ctx.ch, ctx.db, status)
     chunks = export_stream(ctx.ch, ctx.db, kind=body.kind, fmt=body.format,
                            filters=body.filters, masker=ctx.masker(body.mask),
                            status=status)  # fmt: skip
@@ -73,10 +77,18 @@ async def export(body: ExportRequest, ctx: Ctx) -> StreamingResponse:
         pass
 
     async def body_bytes() -> AsyncIterator[bytes]:
-        for chunk in first:
-            yield chunk
-        async for chunk in chunks:
-            yield chunk
+        saved = time.monotonic()
+        try:
+            for chunk in first:
+                yield chunk
+            async for chunk in chunks:
+                yield chunk
+                if time.monotonic() - saved >= PROGRESS_EVERY_S:
+                    await export_log.save(ctx.ch, ctx.db, status)
+                    saved = time.monotonic()
+        finally:
+            with contextlib.suppress(Exception):  # the client may be gone; the row is a help
+                await export_log.save(ctx.ch, ctx.db, status)
 
     name = file_name(body.kind, body.filters.label(), body.format)
     headers = {"Content-Disposition": f'attachment; filename="{name}"',
@@ -87,8 +99,9 @@ async def export(body: ExportRequest, ctx: Ctx) -> StreamingResponse:
 
 @router.get("/exports/{export_id}")
 async def export_status(export_id: Annotated[str, Path(max_length=100)], ctx: Ctx):
-    """Rows written so far, whether it finished, and the error if it failed."""
-    status = ctx.exports.get(export_id)
+    """Rows written so far, whether it finished, and the error if it failed (whichever
+    API replica streams it)."""
+    status = ctx.exports.get(export_id) or await export_log.load(ctx.ch, ctx.db, export_id)
     if status is None:
         raise not_found("export", export_id)
     return ok(status.as_dict())

@@ -157,3 +157,22 @@ def test_the_registry_keeps_the_latest_exports():
     status.rows = 5
     status.end()
     assert status.as_dict()["finished"] and status.as_dict()["finished_at"]
+
+
+async def test_any_replica_reads_an_exports_progress_from_clickhouse(
+    clickhouse: ClickHouse, database: str
+):
+    from projections import export_status as export_log
+
+    status = ExportRegistry().start("records", "csv", tenant="acme")
+    assert await export_log.load(clickhouse, database, status.export_id) is None
+    status.rows = 1200
+    await export_log.save(clickhouse, database, status)
+    seen = await export_log.load(clickhouse, database, status.export_id)
+    assert seen is not None and seen.as_dict() == status.as_dict()  # running, 1,200 rows
+    status.rows = 5000
+    status.end()
+    await export_log.save(clickhouse, database, status)
+    seen = await export_log.load(clickhouse, database, status.export_id)
+    assert seen is not None and seen.as_dict() == status.as_dict()
+    assert seen.finished and seen.rows == 5000 and seen.tenant == "acme"
