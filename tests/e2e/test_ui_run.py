@@ -272,6 +272,9 @@ def test_errors_are_shown_by_category_and_a_key_is_asked_for(chromium, keyed: Pr
         page.fill("[data-testid=key-dialog] input[name=api-key]", "ui-view-key")
         page.click("[data-testid=key-dialog] button[type=submit]")
         page.wait_for_selector("[data-testid=problem]", state="detached")
+        # Everything that was refused is read again with the key, the metrics included.
+        page.wait_for_selector("[data-testid=metrics-problem]", state="detached")
+        page.wait_for_selector("[data-testid=metrics][data-loading=false]")
         load_plan(page, plan_of(delays(["only"], 0.1)))  # a viewer may validate
         page.click("[data-testid=run]")
         page.click("[data-testid=execute-submit]")  # … but not start: 403, by category

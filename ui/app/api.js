@@ -62,7 +62,9 @@ export const post = (path, body = {}) => request("POST", path, body);
 export function query(params) {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) {
-    if (v !== undefined && v !== null && v !== "") q.set(k, v);
+    for (const one of Array.isArray(v) ? v : [v]) { // an array repeats the parameter
+      if (one !== undefined && one !== null && one !== "") q.append(k, one);
+    }
   }
   const s = q.toString();
   return s ? `?${s}` : "";

@@ -2,13 +2,18 @@
 
 import { detailLines, get, post, Problem, query, setApiKey } from "./api.js";
 import { ExecuteDialog, KeyDialog, SubscribeDialog } from "./components/dialogs.js";
+import { ExecutionsList } from "./components/executions_list.js";
 import { ExportDrawer } from "./components/export_drawer.js";
 import { LogPanel } from "./components/log_panel.js";
+import { MetricsPanel } from "./components/metrics.js";
 import { PlanPanel } from "./components/plan_panel.js";
 import { DebugPanel, InputForms, StepCards } from "./components/steps.js";
 import { Filters, Timeline } from "./components/timeline.js";
+import { TabBar, TABS } from "./components/tabs.js";
 import { ProblemBanner, Toolbar } from "./components/toolbar.js";
+import { WorkflowsList } from "./components/workflows_list.js";
 import { useExecution } from "./execution.js";
+import { filtersFromUrl, filtersToUrl } from "./filters.js";
 import { language, setLanguage, t } from "./i18n.js";
 import { html, render, useEffect, useState } from "./lib.js";
 import { debugPause, elapsedMs, FINAL, pendingInputs, planSummary, stoppedAt } from "./model.js";
@@ -30,6 +35,12 @@ function App() {
   const [log, setLog] = useState({ open: true, level: "all" });
   const [recent, setRecent] = useState([]);
   const [now, setNow] = useState(Date.now());
+  const [keyed, setKeyed] = useState(0); // a new API key: everything read is read again
+  const [filters, setFilters] = useState(filtersFromUrl);
+  const [tab, setTab] = useState(() => {
+    const asked = new URLSearchParams(location.search).get("tab");
+    return TABS.includes(asked) ? asked : "run";
+  });
 
   const report = (err) => {
     const p = err instanceof Problem ? err : new Problem(err);
@@ -40,17 +51,20 @@ function App() {
   const { events, detail, connection } = useExecution(eid, generation, report);
 
   useEffect(() => { document.documentElement.dataset.theme = theme; }, [theme]);
+  useEffect(() => { document.title = `Runledger · ${t("title")}`; }, [lang]);
   useEffect(() => {
     if (!detail || FINAL.has(detail.status)) return undefined;
     const timer = setInterval(() => setNow(Date.now()), 250);
     return () => clearInterval(timer);
   }, [detail && detail.status]);
   useEffect(() => {
-    const url = new URL(location.href);
+    const url = filtersToUrl(new URL(location.href), filters);
     if (eid) url.searchParams.set("execution", eid);
     else url.searchParams.delete("execution");
+    if (tab !== "run") url.searchParams.set("tab", tab);
+    else url.searchParams.delete("tab");
     history.replaceState(null, "", url);
-  }, [eid]);
+  }, [eid, tab, JSON.stringify(filters)]);
 
   const act = async (fn) => {
     setBusy(true);
@@ -64,6 +78,7 @@ function App() {
     }
   };
   const follow = (id) => {
+    setTab("run");
     setEid(id);
     setSelected("");
     setGeneration((g) => g + 1);
@@ -75,6 +90,7 @@ function App() {
     toggleTheme: () => {
       const next = theme === "dark" ? "light" : "dark";
       localStorage.setItem("runledger.theme", next);
+      document.documentElement.dataset.theme = next; // before the render: charts read its colours
       setTheme(next);
     },
     openExecute: (debug) => setDialog({ kind: "execute", debug }),
@@ -136,27 +152,35 @@ function App() {
       <main class="columns">
         <${PlanPanel} planState=${plan.state} workflows=${plan.workflows} actions=${plan.actions} />
         <div class="center">
-          ${detail && detail.status === "stopped" && html`
-            <div class="notice" data-testid="stopped-notice">
-              ⏹ ${t("stoppedAt", { steps: stopped.join(", ") || "–" })}
-              ${stopped[0] && html`<button class="small" data-testid="rerun-stopped"
-                  onClick=${() => rerun(stopped[0])}>↺ ${t("rerunFrom", { step: stopped[0] })}</button>`}
-            </div>`}
-          ${detail && detail.status === "failed" && html`
-            <div class="notice error" data-testid="failed-notice">✖ ${detail.message || t("status.failed")}</div>`}
-          ${filtersOpen && html`<${Filters} filter=${filter} steps=${stepIds} onChange=${setFilter} />`}
-          <${DebugPanel} pause=${debugPause(events, detail)} busy=${busy}
-                         onStep=${() => act(() => post(path(eid, "step")))}
-                         onResume=${() => actions.control("resume")} />
-          <${InputForms} pending=${pendingInputs(events, detail)} onSubmit=${answer} />
-          <${Timeline} events=${events} filter=${filter} selected=${selected} onSelect=${setSelected} />
-          <${StepCards} detail=${detail} selected=${selected} onSelect=${setSelected}
-                        onRerun=${finished ? rerun : null} />
+          <${TabBar} tab=${tab} onTab=${setTab} />
+          ${tab === "executions" && html`
+            <${ExecutionsList} filters=${filters} onFilters=${setFilters} onOpen=${follow}
+                               onProblem=${report} version=${`${keyed}:${finished ? eid : ""}`} />`}
+          ${tab === "workflows" && html`
+            <${WorkflowsList} onProblem=${report}
+                              onLoad=${(id) => { setTab("run"); plan.actions.loadWorkflow(id); }}
+                              onExecutions=${(id) => { setFilters({ ...filters, workflow_id: id }); setTab("executions"); }} />`}
+          ${tab === "run" && html`
+            ${detail && detail.status === "stopped" && html`
+              <div class="notice" data-testid="stopped-notice">
+                ⏹ ${t("stoppedAt", { steps: stopped.join(", ") || "–" })}
+                ${stopped[0] && html`<button class="small" data-testid="rerun-stopped"
+                    onClick=${() => rerun(stopped[0])}>↺ ${t("rerunFrom", { step: stopped[0] })}</button>`}
+              </div>`}
+            ${detail && detail.status === "failed" && html`
+              <div class="notice error" data-testid="failed-notice">✖ <span class="raw">${detail.message || t("status.failed")}</span></div>`}
+            ${filtersOpen && html`<${Filters} filter=${filter} steps=${stepIds} onChange=${setFilter} />`}
+            <${DebugPanel} pause=${debugPause(events, detail)} busy=${busy}
+                           onStep=${() => act(() => post(path(eid, "step")))}
+                           onResume=${() => actions.control("resume")} />
+            <${InputForms} pending=${pendingInputs(events, detail)} onSubmit=${answer} />
+            <${Timeline} events=${events} filter=${filter} selected=${selected} onSelect=${setSelected} />
+            <${StepCards} detail=${detail} selected=${selected} onSelect=${setSelected}
+                          onRerun=${finished ? rerun : null} />`}
         </div>
-        <aside class="panel metrics" data-testid="metrics">
-          <h2>📊 ${t("metrics")}</h2>
-          <div id="metrics-root"></div>
-        </aside>
+        <${MetricsPanel} filters=${filters} eid=${eid} detail=${detail} theme=${theme} lang=${lang}
+                         version=${`${keyed}:${detail ? `${detail.execution_id}:${FINAL.has(detail.status)}` : ""}`}
+                         onProblem=${report} onShowList=${() => setTab("executions")} />
       </main>
       <${LogPanel} events=${events} open=${log.open} level=${log.level} selected=${selected}
                    onToggle=${() => setLog({ ...log, open: !log.open })}
@@ -169,10 +193,11 @@ function App() {
         <${SubscribeDialog} current=${eid} recent=${recent} onSubmit=${follow}
                             onCancel=${() => setDialog(null)} />`}
       ${dialog && dialog.kind === "export" && html`
-        <${ExportDrawer} executionId=${eid} onClose=${() => setDialog(null)} onProblem=${report} />`}
+        <${ExportDrawer} executionId=${eid} filters=${filters} onClose=${() => setDialog(null)}
+                         onProblem=${report} />`}
       ${dialog && dialog.kind === "key" && html`
         <${KeyDialog} onCancel=${() => setDialog(null)}
-                      onSubmit=${(key) => { setApiKey(key); setDialog(null); setProblem(null); plan.reload(); }} />`}
+                      onSubmit=${(key) => { setApiKey(key); setDialog(null); setProblem(null); plan.reload(); setKeyed((n) => n + 1); }} />`}
     </div>`;
 }
 

@@ -24,7 +24,7 @@ export function LogPanel({ events, open, level, selected, onToggle, onLevel }) {
         <span class="muted">${t("lastLines", { n: LOG_WINDOW })}</span>
       </header>
       ${open && html`
-        <div class="lines" ref=${box} data-testid="log-lines">
+        <div class="lines raw" ref=${box} data-testid="log-lines">
           ${lines.map((l) => html`
             <div key=${l.seq} class=${`line level-${l.level}${l.step && l.step === selected ? " selected" : ""}`}
                  data-step=${l.step || ""}>

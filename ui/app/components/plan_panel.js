@@ -16,7 +16,7 @@ export function PlanPanel({ planState, workflows, actions }) {
         <select data-testid="workflow-select" value=${workflow}
                 onChange=${(e) => setWorkflow(e.target.value)}>
           <option value="">${t("pickWorkflow")}</option>
-          ${workflows.map((w) => html`<option value=${w.id}>${w.name || w.id}</option>`)}
+          ${workflows.map((w) => html`<option value=${w.id} class="raw">${w.name || w.id}</option>`)}
         </select>
         <button disabled=${!workflow} data-testid="load-workflow"
                 onClick=${() => actions.loadWorkflow(workflow)}>${t("load")}</button>
@@ -30,13 +30,13 @@ export function PlanPanel({ planState, workflows, actions }) {
         <ul class="problems" data-testid="plan-problems">
           ${problems.map((p) => html`
             <li data-step=${p.step || ""}>
-              ${p.step && html`<code>${p.step}</code> `}${p.text}</li>`)}
+              ${p.step && html`<code>${p.step}</code> `}<span class="raw">${p.text}</span></li>`)}
         </ul>`}
       ${plan && html`
         <dl class="summary" data-testid="plan-summary">
           <dt>${t("steps")}</dt><dd data-testid="summary-steps">${summary.steps}</dd>
-          <dt>${t("systems")}</dt><dd>${summary.systems.join(", ") || "–"}</dd>
-          <dt>${t("modules")}</dt><dd>${summary.modules.join(", ") || "–"}</dd>
+          <dt>${t("systems")}</dt><dd class="raw">${summary.systems.join(", ") || "–"}</dd>
+          <dt>${t("modules")}</dt><dd class="raw">${summary.modules.join(", ") || "–"}</dd>
           <dt>${t("estimate")}</dt><dd>${estimate ? formatMs(estimate) : t("noRunsYet")}</dd>
         </dl>
         <h3>${t("requiredInputs")}</h3>
@@ -44,7 +44,7 @@ export function PlanPanel({ planState, workflows, actions }) {
           ? html`<p class="muted">${t("noInputs")}</p>`
           : html`<ul class="inputs" data-testid="required-inputs">
               ${Object.entries(summary.inputs).map(([name, spec]) => html`
-                <li><code>${name}</code> <span class="muted">${spec.type}</span>
+                <li><code>${name}</code> <span class="muted raw">${spec.type}</span>
                   <span class="muted"> · ${spec.steps.join(", ")}</span></li>`)}
             </ul>`}`}
     </section>`;

@@ -25,9 +25,9 @@ export function StepCards({ detail, selected, onSelect, onRerun }) {
                    onClick=${() => onSelect(s.step_id)}>
             <header><code>${s.step_id}</code>
               <span class=${`badge status-${s.status}`}>${t(`status.${s.status}`)}</span></header>
-            <div class="muted">${[s.system, s.module].filter(Boolean).join(" / ")}</div>
+            <div class="muted raw">${[s.system, s.module].filter(Boolean).join(" / ")}</div>
             <div>${t("attempts")}: ${s.attempts} · ${formatMs(s.duration_ms)}</div>
-            ${s.error && html`<div class="error" data-testid="step-error">
+            ${s.error && html`<div class="error raw" data-testid="step-error">
               ${s.error_type && html`<strong>${s.error_type}</strong> `}${s.error}</div>`}
             ${onRerun && ["succeeded", "failed", "skipped", "stopped"].includes(s.status) && html`
               <button class="small" data-testid="rerun-step"

@@ -42,7 +42,7 @@ export function Timeline({ events, filter, selected, onSelect }) {
             <span class="time">${clock(e.timestamp)}</span>
             <span class="type">${t(`event.${e.event_type}`)}</span>
             ${e.step_id && html`<code class="step">${e.step_id}</code>`}
-            <span class="message">${e.message}</span>
+            <span class="message raw">${e.message}</span>
           </li>`)}
       </ol>
     </section>`;
