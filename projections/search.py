@@ -23,7 +23,7 @@ _COLUMNS = (
     "execution_id, workflow_id, plan_id, mode, status, environment, progress, "
     "toUnixTimestamp64Milli(started_at) AS started, toUnixTimestamp64Milli(finished_at) AS "
     "finished, duration_ms, error_type, systems, modules, steps_total, steps_succeeded, "
-    "steps_failed, steps_running"
+    "steps_failed, steps_running, labels"
 )
 
 
@@ -81,7 +81,8 @@ async def search_executions(
          "duration_ms": r["duration_ms"], "error_type": r["error_type"],
          "step_counts": {k: int(r[f"steps_{k}"]) for k in ("total", "succeeded", "failed",
                                                             "running")},
-         "systems": list(r["systems"]), "modules": list(r["modules"])}
+         "systems": list(r["systems"]), "modules": list(r["modules"]),
+         "labels": dict(r["labels"])}
         for r in page
     ]  # fmt: skip
     next_cursor = None

@@ -109,6 +109,7 @@ def _figures(
         ],
         "series": None if series is None else [
             {"at": _iso(b["bucket"]), "runs": int(b["runs"]), "succeeded": int(b["succeeded"]),
+             "failed": int(b["failed"]), "stopped": int(b["stopped"]),
              "success_rate": _ratio(int(b["succeeded"]), int(b["runs"])),
              "avg_duration_ms": _number(b["avg_ms"])}
             for b in series

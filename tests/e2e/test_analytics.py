@@ -35,6 +35,9 @@ def test_search_stats_realtime_and_bad_filters_over_http(api: httpx.Client):
     assert row["execution_id"] == eid and row["step_counts"]["succeeded"] == 1
     wf_stats = api.get(f"/api/v1/stats/workflows/{wf}", params={"interval": "hour"}).json()
     assert wf_stats["data"]["runs"] == 1 and wf_stats["data"]["success_rate"] == 1.0
+    (bucket,) = wf_stats["data"]["series"]
+    assert (bucket["runs"], bucket["succeeded"], bucket["failed"], bucket["stopped"]) == \
+        (1, 1, 0, 0)  # fmt: skip
     systems = api.get("/api/v1/stats/systems", params={"workflow_id": wf}).json()["data"]
     assert [i["system"] for i in systems["items"]] == ["ERP"]
     summary = api.get("/api/v1/tracking/summary", params={"workflow_id": wf}).json()["data"]
@@ -79,6 +82,9 @@ def test_labels_select_executions_records_and_exports(api: httpx.Client):
 
     assert wait_for(lambda: search(f"run:{run}") == sorted(eids.values()))
     assert search(f"run:{run}", "region:eu") == [eids["eu"]]  # every label given must match
+    (row,) = api.get("/api/v1/executions", params={"label": "region:eu", "workflow_id":
+                                                   f"wf_{run}"}).json()["data"]["items"]
+    assert row["labels"] == {"region": "eu", "run": run}
     assert search(f"run:{run}", "region:mars") == []
     records = api.get("/api/v1/tracking/records", params={"label": [f"run:{run}", "region:us"]})
     assert {r["execution_id"] for r in records.json()["data"]["items"]} == {eids["us"]}

@@ -241,7 +241,8 @@ async def test_workflow_statistics_match_the_hand_figures(clickhouse: ClickHouse
                   {"step_id": "A", "avg_ms": 10.0, "p95_ms": pct([20, 0], 0.95), "samples": 2}],
     }  # fmt: skip
     assert got["series"] == [{"at": "2025-09-01T09:46:00.000Z", "runs": 4, "succeeded": 2,
-                              "success_rate": 0.5, "avg_duration_ms": 825.0}]
+                              "failed": 2, "stopped": 0, "success_rate": 0.5,
+                              "avg_duration_ms": 825.0}]
     assert got["from"] == iso_ms(T0 - 1) and got["interval"] == "minute"
 
     only_b = await stats.workflow_stats(clickhouse, "wf_s", Filters(step_id="B", **WINDOW),
@@ -288,7 +289,8 @@ async def test_system_and_module_statistics(clickhouse: ClickHouse, db: str):
     assert ledger["slowest_steps"] == [{"step_id": "C", "p95_ms": 100.0, "avg_ms": 100.0,
                                         "runs": 1}]  # fmt: skip
     assert ledger["series"] == [{"at": "2025-09-01T09:00:00.000Z", "runs": 1, "succeeded": 1,
-                                 "success_rate": 1.0, "avg_duration_ms": 100.0}]
+                                 "failed": 0, "stopped": 0, "success_rate": 1.0,
+                                 "avg_duration_ms": 100.0}]
     none = await stats.group_stats(clickhouse, "module", Filters(tenant="x"), database=db)
     assert none["items"] == []
 
