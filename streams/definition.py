@@ -149,7 +149,8 @@ class _Builder:
         self.sid = step_ids(self.nodes)
         self.by_name = {n.name: self.sid[_key(n.id)] for n in self.nodes
                         if n.name and n.id is not None}  # fmt: skip
-        self.kinds = {self.sid[_key(n.id)]: canonical_type(n.node_type) for n in self.nodes}
+        self.kinds = {self.sid[_key(n.id)]: canonical_type(n.node_type) for n in self.nodes
+                      if n.id is not None}  # fmt: skip  (build() names the nodes without one)
         self.deps: dict[str, list[str]] = {sid: [] for sid in self.sid.values()}
         self.configs: dict[str, dict[str, Any]] = {}
         self.extra: list[PlanStep] = []

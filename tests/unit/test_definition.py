@@ -160,3 +160,8 @@ def test_a_node_or_connection_that_cannot_be_a_step_is_a_problem_not_a_crash():
         "nodes": [{"id": a, "type": "transform"}, {"id": b, "type": "transform"}],
         "connections": [{"source": a, "target": b, "condition": "x"}]}))
     assert plan is None and "a connection cannot become a step" in problems[0]["problem"]
+    # A node without an id (null) is named as a problem; the others still get their ids.
+    plan, problems = to_plan(Definition.model_validate({"nodes": [
+        {"id": None, "type": "transform"}, {"id": "ok", "type": "transform"}]}))
+    assert plan is None and problems == [{"node_id": None, "step_id": "",
+                                          "problem": "a node needs an id"}]
