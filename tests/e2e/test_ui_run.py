@@ -219,6 +219,13 @@ def test_step_through_a_debug_run(page, api: httpx.Client) -> None:
     page.click("[data-testid=debug-continue]")
     status_is(page, "succeeded")
     assert detail(api, eid)["steps"][1]["output"] == {"again": "ADA!"}
+    # Rerun a step of the finished debug run: it pauses before that step again.
+    page.click("[data-step=second].card [data-testid=rerun-step]")
+    page.wait_for_selector("[data-testid=debug-next]:text-is('second')", timeout=TIMEOUT_MS)
+    page.click("[data-testid=debug-continue]")
+    status_is(page, "succeeded")
+    second = detail(api, eid)["steps"][1]
+    assert second["attempts"] == 2 and second["output"] == {"again": "ADA!"}
 
 
 def test_retry_runs_only_the_failed_step(page, api: httpx.Client, service) -> None:
