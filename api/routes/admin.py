@@ -4,6 +4,9 @@
 (202; 409 while one runs); `GET` shows the latest one's progress (the CLI polls it).
 While it runs the projector in this process is paused: it holds no batch half-written,
 and what arrives meanwhile waits in Kafka and is projected onto the rebuilt tables after.
+A projector in a process of its own (a ClickHouse server) cannot be paused from here, and
+what it wrote during the rebuild would be lost from the new tables: that case is a 409
+saying to stop it and rebuild with `--offline`.
 """
 
 from __future__ import annotations
@@ -37,6 +40,10 @@ async def _rebuild(ctx: AppContext, run: RebuildRun) -> None:
 @router.post("/projections/rebuild", status_code=202)
 async def start_rebuild(ctx: Ctx):
     """Rebuild executions, step_records and the views on them from events."""
+    if ctx.projector is None:
+        raise ApiError(409, "projector_elsewhere", "the projector runs in a process of its "
+                       "own and cannot be paused from here: stop it (scale it to 0), run "
+                       "`runledger projections rebuild --offline`, then start it again")
     if ctx.rebuild is not None and ctx.rebuild.running:
         raise ApiError(409, "rebuild_running", f"rebuild {ctx.rebuild.rebuild_id} is running",
                        details=[ctx.rebuild.as_dict()])  # fmt: skip
