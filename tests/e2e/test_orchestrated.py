@@ -131,6 +131,7 @@ def test_invalid_orchestrated_starts_are_refused_whole_and_nothing_is_journaled(
     assert api.get(f"/api/v1/executions/{eid}").status_code == 404
 
 
+@pytest.mark.slow  # two worker kills, ~25 s each: in make test-slow with the other faults
 @pytest.mark.parametrize("phase", ["delay", "backoff"])
 def test_timers_survive_a_worker_sigkill_and_no_finished_step_runs_again(
     api: httpx.Client, service: Stub, product: Product, phase: str

@@ -91,6 +91,7 @@ def test_sigterm_then_start_again_keeps_everything_and_running_work_continues(ro
         p.stop()
 
 
+@pytest.mark.slow  # a fault test of ~45 s: in make test-slow, beside the other kills
 def test_a_delay_and_a_call_in_flight_survive_a_full_restart(root: Path):
     """Durable timers and tasks: the product stops during a 4 s delay (another execution has
     a call in flight); after a restart the delay still fires, the call is made again under
