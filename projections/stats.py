@@ -148,12 +148,23 @@ async def workflow_stats(
 ) -> dict[str, Any]:  # fmt: skip
     """The figures of one workflow (DESIGN "Workflow statistics" shape, plus queue wait,
     series and the window)."""
-    f = default_window(f.model_copy(update={"workflow_id": workflow_id}), now_ms)
+    f = f.model_copy(update={"workflow_id": workflow_id})
+    return {"workflow_id": workflow_id, **await execution_stats(
+        ch, f, interval=interval, now_ms=now_ms, database=database)}
+
+
+async def execution_stats(
+    ch: ClickHouse, f: Filters, *, interval: Interval | None = None,
+    now_ms: int | None = None, database: str = DEFAULT_DATABASE,
+) -> dict[str, Any]:  # fmt: skip
+    """The workflow statistics shape over every finished execution ``f`` selects, whatever
+    its workflow (all of them as one group)."""
+    f = default_window(f, now_ms)
     (out, _, _), waits = await asyncio.gather(
         _grouped(ch, f, "workflow", interval, database),
         execution_queue_wait(ch, f, f.since_ms or 0, f.until_ms or 0, database=database))
     empty = _figures(None, [], [], [] if interval else None)
-    return {"workflow_id": workflow_id, **out.get("", empty), "execution_queue_wait": waits,
+    return {**out.get("", empty), "execution_queue_wait": waits,
             "from": _iso(f.since_ms), "to": _iso(f.until_ms), "interval": interval}  # fmt: skip
 
 

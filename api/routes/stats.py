@@ -1,4 +1,5 @@
-"""Statistics per workflow, system and module, and the realtime figures."""
+"""Statistics over any selection, per workflow, system and module, and the realtime
+figures."""
 
 from __future__ import annotations
 
@@ -24,6 +25,13 @@ async def workflow_stats(workflow: WorkflowId, f: QueryFilters, ctx: Ctx,
     errors by type; a time series with ``interval`` (minute, hour, day)."""
     return ok(await stats.workflow_stats(ctx.ch, workflow, f, interval=interval,
                                          database=ctx.db))  # fmt: skip
+
+
+@router.get("/executions")
+async def execution_stats(f: QueryFilters, ctx: Ctx, interval: IntervalQuery = None):
+    """The workflow figures over every finished execution the filters select, whatever
+    its workflow (the Execution Center's charts for any selection)."""
+    return ok(await stats.execution_stats(ctx.ch, f, interval=interval, database=ctx.db))
 
 
 @router.get("/systems")

@@ -1,12 +1,10 @@
 // What the right column shows, read from the analytics API for one scope: the tracking
-// summary (the cards) and the statistics (the charts), either of one workflow (exact
-// execution figures) or, without a workflow, per system.
+// summary (the cards) and the statistics over the same executions (the charts).
 
 import { get, query } from "./api.js";
 import { autoInterval, filterParams } from "./filters.js";
 import { useEffect, useState } from "./lib.js";
 
-const TOP_GROUPS = 4; // systems drawn side by side at most
 const TOP_STEPS = 8;
 
 // scope: {kind: "filters", filters} | {kind: "execution", eid, workflowId}
@@ -21,19 +19,15 @@ export function useAnalytics(scope, interval, reloads, onProblem) {
   useEffect(() => {
     let alive = true;
     const base = scopeParams(scope);
-    const workflow = scope.kind === "execution" ? scope.workflowId : base.workflow_id;
     const every = interval === "auto"
       ? (scope.kind === "execution" ? "minute" : autoInterval(scope.filters)) : interval;
-    const { workflow_id: _, ...rest } = base; // eslint-disable-line no-unused-vars
-    const statsPath = workflow
-      ? `/stats/workflows/${encodeURIComponent(workflow)}${query({ ...rest, interval: every })}`
-      : `/stats/systems${query({ ...base, interval: every })}`;
+    // The figures over exactly the scope's executions, whatever their workflows.
+    const statsPath = `/stats/executions${query({ ...base, interval: every })}`;
     setState((s) => ({ ...s, loading: true }));
     Promise.all([get(`/tracking/summary${query(base)}`), get(statsPath)])
       .then(([summary, stats]) => {
         if (!alive) return;
-        const kind = workflow ? "workflow" : "systems";
-        setState({ summary, stats: { kind, data: stats, interval: every }, loading: false, problem: null });
+        setState({ summary, stats: { data: stats, interval: every }, loading: false, problem: null });
       })
       .catch((err) => {
         if (!alive) return;
@@ -65,9 +59,10 @@ export function cardFigures(summary) {
   };
 }
 
+// One group: the figures over the scope's executions (the chart code draws several
+// side by side, named, should a scope ever be split).
 function groupsOf(stats) {
-  if (stats.kind === "workflow") return [{ name: "", figures: stats.data }];
-  return (stats.data.items || []).slice(0, TOP_GROUPS).map((i) => ({ name: i.system, figures: i }));
+  return [{ name: "", figures: stats.data }];
 }
 
 // The charts' data, independent of ECharts: buckets over time, durations, steps, errors.
@@ -94,7 +89,7 @@ export function chartModel(stats) {
     name: g.name, values: ["avg", "p50", "p95", "p99"].map((k) => (g.figures.duration_ms || {})[k] ?? null),
   }));
   const steps = new Map();
-  const all = stats.kind === "workflow" ? groups : (stats.data.items || []).map((i) => ({ name: i.system, figures: i }));
+  const all = groups;
   for (const g of all) {
     for (const s of g.figures.slowest_steps || []) {
       const label = g.name ? `${s.step_id} · ${g.name}` : s.step_id;
@@ -110,7 +105,6 @@ export function chartModel(stats) {
     }
   }
   return {
-    bySystem: stats.kind === "systems",
     interval: stats.interval,
     buckets,
     over,

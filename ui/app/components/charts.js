@@ -84,8 +84,7 @@ export function overTimeOption(model) {
 export function durationOption(model) {
   const names = [t("chart.avg"), "p50", "p95", "p99"];
   return base({
-    legend: model.bySystem ? { top: 0, type: "scroll", textStyle: { fontSize: FONT } } : undefined,
-    grid: { left: 8, right: 8, top: model.bySystem ? 26 : 10, bottom: 4, containLabel: true },
+    grid: { left: 8, right: 8, top: 10, bottom: 4, containLabel: true },
     xAxis: { type: "category", data: names, axisLabel: { fontSize: FONT } },
     yAxis: msAxis,
     tooltip: { trigger: "axis", confine: true, valueFormatter: (v) => formatMs(v) },

@@ -71,7 +71,7 @@ export function MetricsPanel({ filters, eid, detail, theme, lang, version, onPro
     slowest: slowestOption(model), errors: errorsOption(model),
   }, [model, lang, theme]);
   const charts = [
-    ["over", "chart-over-time", model && !model.buckets.length, model && model.bySystem ? "chart.overTimeBySystem" : "chart.overTime"],
+    ["over", "chart-over-time", model && !model.buckets.length, "chart.overTime"],
     ["durations", "chart-durations", model && !model.durations.length, "chart.durations"],
     ["slowest", "chart-slowest", model && !model.slowest.length, "chart.slowest"],
     ["errors", "chart-errors", model && !model.errors.length, "chart.errors"],
