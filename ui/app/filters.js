@@ -32,28 +32,28 @@ export function isoOf(local) {
   return Number.isNaN(d.getTime()) ? "" : d.toISOString();
 }
 
-// The query parameters of GET /executions, /tracking/*, /stats/*: labels as label=k:v, repeated.
-export function filterParams(f) {
+// The filters every read takes, but labels (their shape differs between a query and a body).
+function common(f) {
   const out = {};
   for (const field of ["execution_id", "workflow_id", "system", "module", "status"]) {
     if (f[field]) out[field] = f[field].trim();
   }
   if (f.from) out.from = isoOf(f.from);
   if (f.to) out.to = isoOf(f.to);
-  const { labels } = parseLabels(f.labels);
-  const pairs = Object.entries(labels).map(([k, v]) => `${k}:${v}`);
+  return out;
+}
+
+// The query parameters of GET /executions, /tracking/*, /stats/*: labels as label=k:v, repeated.
+export function filterParams(f) {
+  const out = common(f);
+  const pairs = Object.entries(parseLabels(f.labels).labels).map(([k, v]) => `${k}:${v}`);
   if (pairs.length) out.label = pairs;
   return out;
 }
 
-// The `filters` object of POST /tracking/export.
+// The `filters` object of POST /tracking/export: labels as an object.
 export function exportFilters(f) {
-  const out = {};
-  for (const field of ["execution_id", "workflow_id", "system", "module", "status"]) {
-    if (f[field]) out[field] = f[field].trim();
-  }
-  if (f.from) out.from = isoOf(f.from);
-  if (f.to) out.to = isoOf(f.to);
+  const out = common(f);
   const { labels } = parseLabels(f.labels);
   if (Object.keys(labels).length) out.labels = labels;
   return out;

@@ -2,11 +2,12 @@
 // status chips, and the matching executions newest first, a page at a time by cursor;
 // a row opens its execution in the run view.
 
-import { get, query } from "../api.js";
+import { query } from "../api.js";
 import { EMPTY_FILTERS, filterParams, isoOf, localTime, parseLabels, STATUSES } from "../filters.js";
 import { t } from "../i18n.js";
 import { html, useEffect, useState } from "../lib.js";
 import { formatMs } from "../model.js";
+import { usePage } from "../paging.js";
 
 const PAGE = 20;
 const TEXT_FIELDS = ["execution_id", "workflow_id", "system", "module", "labels"];
@@ -85,23 +86,11 @@ function Row({ item, onOpen }) {
 
 export function ExecutionsList({ filters, onFilters, onOpen, onProblem, version }) {
   const [cursors, setCursors] = useState([null]); // cursors[i] opens page i
-  const [page, setPage] = useState({ items: [], next_cursor: null, loading: true });
   const key = JSON.stringify(filters);
   const at = cursors.length - 1;
   useEffect(() => { setCursors((c) => (c.length === 1 ? c : [null])); }, [key]);
-  useEffect(() => {
-    let alive = true;
-    setPage((p) => ({ ...p, loading: true }));
-    get(`/executions${query({ ...filterParams(filters), limit: PAGE, cursor: cursors[at] })}`)
-      .then((data) => alive && setPage({ ...data, loading: false }))
-      .catch((err) => {
-        if (!alive) return;
-        setPage({ items: [], next_cursor: null, loading: false });
-        onProblem(err);
-      });
-    return () => { alive = false; };
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [key, cursors, version]);
+  const page = usePage(`/executions${query({ ...filterParams(filters), limit: PAGE, cursor: cursors[at] })}`,
+                       [key, cursors, version], onProblem);
   return html`
     <section class="panel executions" data-testid="executions-list"
              data-loading=${page.loading ? "true" : "false"}>

@@ -1,9 +1,10 @@
 // Center column, "Workflows" tab: the saved workflows (name filter, cursor pages); pick one
 // to load its plan into the run view, or to see its executions and figures.
 
-import { get, query } from "../api.js";
+import { query } from "../api.js";
 import { t } from "../i18n.js";
-import { html, useEffect, useState } from "../lib.js";
+import { html, useState } from "../lib.js";
+import { usePage } from "../paging.js";
 
 const PAGE = 20;
 
@@ -17,21 +18,9 @@ export function WorkflowsList({ onLoad, onExecutions, onProblem }) {
   const [name, setName] = useState("");
   const [applied, setApplied] = useState("");
   const [cursors, setCursors] = useState([null]);
-  const [page, setPage] = useState({ items: [], next_cursor: null, loading: true });
   const at = cursors.length - 1;
-  useEffect(() => {
-    let alive = true;
-    setPage((p) => ({ ...p, loading: true }));
-    get(`/workflows${query({ name: applied, limit: PAGE, cursor: cursors[at] })}`)
-      .then((data) => alive && setPage({ ...data, loading: false }))
-      .catch((err) => {
-        if (!alive) return;
-        setPage({ items: [], next_cursor: null, loading: false });
-        onProblem(err);
-      });
-    return () => { alive = false; };
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [applied, cursors]);
+  const page = usePage(`/workflows${query({ name: applied, limit: PAGE, cursor: cursors[at] })}`,
+                       [applied, cursors], onProblem);
   const search = (e) => {
     e.preventDefault();
     setApplied(name.trim());
