@@ -12,10 +12,9 @@ from typing import Annotated
 
 import typer
 from aiokafka.errors import KafkaConnectionError, KafkaError
-from pydantic import ValidationError
 from rich.progress import TaskID
 
-from runledger import client_cli, generations
+from runledger import client_cli, client_http, generations
 from runledger.broker import BrokerStartError
 from runledger.kafka import (
     TopicCreationError,
@@ -25,7 +24,7 @@ from runledger.kafka import (
 )
 from runledger.logs import setup_logging
 from runledger.metrics import serve_metrics
-from runledger.settings import Settings, get_settings
+from runledger.settings import Settings
 
 log = logging.getLogger("runledger.cli")
 
@@ -41,17 +40,12 @@ app.add_typer(projections_app, name="projections")
 
 
 def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(1)
+    return client_http.fail(message, 1)
 
 
 def _settings() -> Settings:
-    try:
-        return get_settings()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        raise _fail(f"invalid setting RUNLEDGER_{where.upper()}: {first.get('msg')}") from None
+    settings: Settings = client_http.load_settings(1)
+    return settings
 
 
 @contextmanager

@@ -23,7 +23,6 @@ INVALID = 3  # the API refused the request as invalid (400/422), or a bad local 
 API_ERROR = 4  # any other error answer: 401, 403, 404, 409, 429, 5xx
 INTERRUPTED = 130  # Ctrl-C
 
-FINAL_STATUSES = frozenset({"succeeded", "failed", "stopped"})
 EXIT_CODES_HELP = """Exit codes: 0 ok; 5 API unreachable; 3 request refused as invalid
 (400/422) or unreadable file; 4 other API error (401/403/404/409/5xx);
 130 Ctrl-C."""
@@ -77,17 +76,22 @@ def fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
-def default_url() -> str:
-    """RUNLEDGER_API_URL, else http://RUNLEDGER_HOST:RUNLEDGER_PORT (the settings')."""
-    from runledger.settings import Settings
+def load_settings(code: int):  # -> Settings (imported late: the CLI starts quicker)
+    """The settings, or one line naming the bad RUNLEDGER_ variable and exit ``code``."""
+    from runledger.settings import get_settings
 
     try:
-        return Settings().api_base
+        return get_settings()
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))
         raise fail(f"invalid setting RUNLEDGER_{where.upper()}: {first.get('msg')}",
-                   INVALID) from None  # fmt: skip
+                   code) from None  # fmt: skip
+
+
+def default_url() -> str:
+    """RUNLEDGER_API_URL, else http://RUNLEDGER_HOST:RUNLEDGER_PORT (the settings')."""
+    return str(load_settings(INVALID).api_base)
 
 
 @dataclass

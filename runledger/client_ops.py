@@ -15,13 +15,13 @@ from rich.table import Table
 from runledger.client_http import (
     API_ERROR,
     FAILED,
-    FINAL_STATUSES,
     OK,
     UNREACHABLE,
     Api,
     Problem,
     Unreachable,
 )
+from streams.state import FINAL_STATUSES
 
 POLL_S = 0.5
 ANY_ERROR = tuple(range(400, 600))

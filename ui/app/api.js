@@ -81,10 +81,17 @@ export function socketUrl(eid, afterSeq) {
 export function detailLines(problem) {
   return (problem.details || []).map((d) => {
     if (typeof d !== "object" || d === null) return String(d);
-    const field = d.field || (Array.isArray(d.loc) ? d.loc.join(".") : "");
-    const step = d.step_id || d.node_id || "";
+    const { field, step, what } = detailParts(d);
     const where = field && step ? `${field} (${step})` : field || step;
-    const what = d.problem || d.msg || d.message || JSON.stringify(d);
     return where ? `${where}: ${what}` : what;
   });
+}
+
+// One problem detail: the field and the step (or node) it points at, and what is wrong.
+export function detailParts(d) {
+  return {
+    field: d.field || (Array.isArray(d.loc) ? d.loc.join(".") : ""),
+    step: d.step_id || d.node_id || "",
+    what: d.problem || d.msg || d.message || JSON.stringify(d),
+  };
 }

@@ -1,7 +1,7 @@
 // The plan the page would run: typed as JSON or generated from a saved workflow, and what
 // the API's validation says about it, each problem pointing at its step or field.
 
-import { get, post, query } from "./api.js";
+import { detailParts, get, post, query } from "./api.js";
 import { t } from "./i18n.js";
 import { useEffect, useState } from "./lib.js";
 
@@ -9,11 +9,10 @@ const EMPTY = { plan: null, estimate: null, text: "", problems: [], valid: false
 
 function problemsOf(err) {
   if (!err.details || !err.details.length) return [{ step: "", text: err.message }];
-  return err.details.map((d) => ({
-    step: d.step_id || d.node_id || "",
-    text: d.step_id || d.node_id ? d.problem || d.message || ""
-      : `${d.field || (d.loc || []).join(".")}${d.field || d.loc ? ": " : ""}${d.problem || d.message || d.msg || ""}`,
-  }));
+  return err.details.map((d) => {
+    const { field, step, what } = detailParts(d);
+    return { step, text: step || !field ? what : `${field}: ${what}` };
+  });
 }
 
 function parse(text) {
