@@ -280,6 +280,14 @@ _V8 = [
     """,
 ]
 
+# Queue-wait statistics read the few `execution_dequeued` events of a window; the events are
+# keyed by execution, so without this every statistics answer scanned the whole window.
+_V9 = [
+    "ALTER TABLE {db}.events ADD INDEX IF NOT EXISTS idx_event_type event_type TYPE set(64) "
+    "GRANULARITY 1",
+    "ALTER TABLE {db}.events MATERIALIZE INDEX idx_event_type",
+]
+
 # (version, statements, refold): a refold migration adds a derived table that a rebuild
 # from `events` fills (projections.rebuild), before the version is recorded.
 MIGRATIONS: list[tuple[int, list[str], bool]] = [
@@ -291,4 +299,5 @@ MIGRATIONS: list[tuple[int, list[str], bool]] = [
     (6, _V6, False),
     (7, _V7, False),
     (8, _V8, False),
+    (9, _V9, False),
 ]

@@ -94,40 +94,45 @@ def _attempts(sc: Scope, arrays: tuple[str, ...], *extra: str) -> str:
     return "ARRAY JOIN " + ", ".join([*(f"a_{a} AS x_{a}" for a in sorted(needed)), *extra])
 
 
-async def step_rows(ch: ClickHouse, sc: Scope) -> list[dict[str, Any]]:
-    """Per key and step (``step_id`` NULL: the key's total): executions the step ran in
-    (its first attempt in each: ``x_nth`` = 1; the total's ``runs`` means nothing),
+_ATTEMPT_ARRAYS = ("status", "duration_ms", "wait_ms", "error_type", "error", "finished_at",
+                   "started_at")
+# grouping(step_id, err), standard bits (1: not in the set's key): 1 per step, 2 per error
+# type, 3 the key's total.
+_PER_STEP, _PER_ERROR, _TOTAL = 1, 2, 3
+
+
+async def attempt_rows(
+    ch: ClickHouse, sc: Scope
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The attempts' figures, in one pass over the selection (one FINAL, one ARRAY JOIN).
+
+    Steps: per key and step (``step_id`` None: the key's total), the executions the step
+    ran in (its first attempt in each: ``x_nth`` = 1; the total's ``runs`` means nothing),
     attempts, failed attempts, attempt-duration avg, percentiles and sum, and queue wait
     (scheduled → started of the attempts a step executor was handed: ``wait_n`` samples,
     ``wait_avg``, ``wait_p95``). All attempts of a step share its system and module, so
-    a filter on those keeps all of a step's attempts in an execution or none."""
-    return await ch.query(
+    a filter on those keeps all of a step's attempts in an execution or none.
+    Errors: per key and error type of the failed attempts (``type``), count (``n``), the
+    last one and the latest message, most frequent first."""
+    rows = await ch.query(
         f"SELECT {_STEP_KEY[sc.group]} AS grp, x_step_id AS step_id, "
+        "if(x_status = 'failed', ifNull(x_error_type, 'Unknown'), NULL) AS err, "
+        "grouping(step_id, err) AS g, "
         "countIf(x_nth = 1) AS runs, count() AS attempts, "
         "countIf(x_status = 'failed') AS failed_attempts, avg(x_duration_ms) AS avg_ms, "
         f"{_QUANTILES}(x_duration_ms) AS q, ifNull(sum(x_duration_ms), 0) AS dur_sum, "
         "count(x_wait_ms) AS wait_n, avg(x_wait_ms) AS wait_avg, "
-        "quantileExactInclusive(0.95)(x_wait_ms) AS wait_p95 "
-        f"FROM {sc.db}.executions_by_time FINAL "
-        f"{_attempts(sc, ('status', 'duration_ms', 'wait_ms'), _NTH)} WHERE {sc.attempt_where} "
-        "GROUP BY GROUPING SETS ((grp, step_id), (grp)) SETTINGS group_by_use_nulls = 1",
+        "quantileExactInclusive(0.95)(x_wait_ms) AS wait_p95, "
+        "toUnixTimestamp64Milli(max(coalesce(x_finished_at, x_started_at))) AS last, "
+        "argMaxIf(x_error, coalesce(x_finished_at, x_started_at), x_error IS NOT NULL) "
+        f"AS example FROM {sc.db}.executions_by_time FINAL "
+        f"{_attempts(sc, _ATTEMPT_ARRAYS, _NTH)} WHERE {sc.attempt_where} "
+        "GROUP BY GROUPING SETS ((grp, step_id), (grp), (grp, err)) "
+        "SETTINGS group_by_use_nulls = 1",
         sc.params,
     )
-
-
-_ERROR_ARRAYS = ("status", "error_type", "error", "finished_at", "started_at")
-
-
-async def error_rows(ch: ClickHouse, sc: Scope) -> list[dict[str, Any]]:
-    """Per key and error type of the failed attempts: count, last one, latest message.
-    Only executions with a failed attempt are unfolded (most have none)."""
-    return await ch.query(
-        f"SELECT {_STEP_KEY[sc.group]} AS grp, ifNull(x_error_type, 'Unknown') AS type, "
-        "count() AS n, toUnixTimestamp64Milli(max(coalesce(x_finished_at, x_started_at))) "
-        "AS last, argMaxIf(x_error, coalesce(x_finished_at, x_started_at), "
-        f"x_error IS NOT NULL) AS example FROM {sc.db}.executions_by_time FINAL "
-        f"{_attempts(sc, _ERROR_ARRAYS)} WHERE {sc.attempt_where} "
-        "AND has(a_status, 'failed') AND x_status = 'failed' "
-        "GROUP BY grp, type ORDER BY grp, n DESC, type",
-        sc.params,
-    )
+    steps = [r for r in rows if r["g"] in (_PER_STEP, _TOTAL)]
+    errors = [{**r, "type": r["err"], "n": r["attempts"]} for r in rows
+              if r["g"] == _PER_ERROR and r["err"] is not None]  # fmt: skip
+    errors.sort(key=lambda e: (str(e["grp"]), -int(e["n"]), str(e["type"])))
+    return steps, errors
