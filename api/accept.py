@@ -47,6 +47,12 @@ async def accept(ctx: AppContext, entries: Sequence[Entry]) -> list[int]:
     return positions
 
 
+def is_new(ctx: AppContext, execution_id: str) -> None:
+    """``execution_id`` was made for this command (``new_id``): nothing of it is archived,
+    so its first command skips the archive lookup below."""
+    ctx.hot_until[execution_id] = time.monotonic() + ctx.settings.finished_ttl / 2
+
+
 async def _with_archived_states(ctx: AppContext, entries: Sequence[Entry]) -> list[Entry]:
     now = time.monotonic()
     unknown = {e.execution_id for e in entries

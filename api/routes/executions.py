@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 
-from api.accept import accept
+from api.accept import accept, is_new
 from api.control import entry_for, submit
 from api.deps import AppContext, Ctx, IdempotencyKey, command_id_for, digest, new_id, now_ms
 from api.envelope import ApiError, not_found, ok
@@ -52,6 +52,7 @@ async def start(
         eid = f"exec_{digest(body.tenant, 'execution', idempotency_key)}"
     else:
         eid = new_id("exec")
+        is_new(ctx, eid)
     cmd = StartExecution(
         execution_id=eid, tenant=body.tenant, received_at=now_ms(),
         command_id=command_id_for(body.tenant, f"start:{eid}", idempotency_key),
