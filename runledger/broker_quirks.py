@@ -3,10 +3,7 @@
 All are idempotent and harmless on Apache Kafka (BROKER.md says what each one is for):
 ``ListOffsets(LATEST)`` answers "base offset + 1 of the newest batch" instead of the log
 end, so ``end_offsets()`` is corrected with a small Fetch; the first group generation is
-0, so LeaveGroup is sent from it too; Faust's fixed 1.5 s fetch wait is cut to 100 ms;
-a consumer that has just received records fetches with a short wait (Tansu answers a
-waiting fetch only when the wait runs out), and unconsumed records of one partition hold
-up the fetches of the others for 10 ms instead of 100.
+0, so LeaveGroup is sent from it too; Faust's fixed 1.5 s fetch wait is cut to 100 ms.
 """
 
 from __future__ import annotations
@@ -15,7 +12,6 @@ import asyncio
 import collections
 import functools
 import logging
-import time
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -35,17 +31,17 @@ def patch_broker_quirks() -> None:
     patch_end_offsets()
     patch_leave_group()
     patch_faust_fetch_wait()
-    patch_fetch_pacing()
 
 
-FETCH_MAX_WAIT_MS = 100  # an idle consumer's fetch wait (see patch_fetch_pacing for a busy one)
+FETCH_MAX_WAIT_MS = 100
 _FETCH_MARK = "_runledger_fetch_wait_fix"
 
 
 def patch_faust_fetch_wait() -> None:
-    """Faust's worker consumer asks for ``fetch_max_wait_ms=1500`` (hard-coded): on Tansu
-    every batch waited ~150-190 ms for its messages (measured). ``FETCH_MAX_WAIT_MS`` it is,
-    like every other consumer. On Kafka it only means an idle consumer polls more often."""
+    """Faust's worker consumer asks for ``fetch_max_wait_ms=1500`` (hard-coded). Tansu
+    answers a consumer at the tail only after about a tenth of that, so every batch waited
+    ~150-190 ms for its messages (measured); 100 ms gives ~3-5 ms (BROKER.md). On Kafka it
+    only means an idle consumer polls more often."""
     from faust.transport.drivers import aiokafka as faust_aiokafka
 
     cls: Any = faust_aiokafka.AIOKafkaConsumerThread
@@ -61,57 +57,6 @@ def patch_faust_fetch_wait() -> None:
 
     setattr(_create_worker_consumer, _FETCH_MARK, True)
     cls._create_worker_consumer = _create_worker_consumer
-
-
-# Tansu answers a fetch at the tail when its wait runs out, not when a record arrives: a
-# record waits about half the wait (plus the producer's linger) before a consumer sees it.
-# Measured on the embedded broker, one record every 50 ms: p50 30 ms with a 100 ms wait,
-# 12 ms with 20, 8 ms with 5; every hop of an orchestrated step (executor → worker →
-# executor) pays it. A short wait for everyone costs an idle product ~40 % of a core
-# (20 ms; 15 % at 100 ms), so only a consumer that received records in the last
-# BUSY_SECONDS fetches with BUSY_FETCH_WAIT_MS.
-BUSY_FETCH_WAIT_MS = 10
-BUSY_SECONDS = 2.0
-# aiokafka sends no fetch to a broker while any partition's fetched records wait to be
-# consumed, for up to this long (its default 100 ms). A Faust worker leaves some waiting
-# (partitions it is not reading right now), so with one broker every partition stalled:
-# the worker's hop of a step had a p99 of ~110 ms; 32 ms with 10 ms here.
-PREFETCH_BACKOFF_S = 0.01
-_PACING_MARK = "_runledger_fetch_pacing"
-
-
-def patch_fetch_pacing() -> None:
-    """A fetcher that has just received records asks with a short wait, and one partition's
-    unconsumed records hold up the fetches of the others for 10 ms only (idempotent)."""
-    cls: Any = _fetcher_mod.Fetcher
-    if getattr(cls._get_actions_per_node, _PACING_MARK, False):
-        return
-    init, proc, actions = cls.__init__, cls._proc_fetch_request, cls._get_actions_per_node
-
-    @functools.wraps(init)
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        init(self, *args, **kwargs)
-        self._prefetch_backoff = min(self._prefetch_backoff, PREFETCH_BACKOFF_S)
-        self._runledger_idle_wait = self._fetch_max_wait_ms
-        self._runledger_busy_until = 0.0
-
-    @functools.wraps(proc)
-    async def _proc_fetch_request(self: Any, *args: Any, **kwargs: Any) -> Any:
-        got = await proc(self, *args, **kwargs)
-        if got and self._records:  # records (or an error) are waiting for the consumer
-            self._runledger_busy_until = time.monotonic() + BUSY_SECONDS
-        return got
-
-    @functools.wraps(actions)
-    def _get_actions_per_node(self: Any, *args: Any, **kwargs: Any) -> Any:
-        idle = self._runledger_idle_wait
-        busy = time.monotonic() < self._runledger_busy_until
-        self._fetch_max_wait_ms = min(idle, BUSY_FETCH_WAIT_MS) if busy else idle
-        return actions(self, *args, **kwargs)
-
-    setattr(_get_actions_per_node, _PACING_MARK, True)
-    cls.__init__, cls._proc_fetch_request = __init__, _proc_fetch_request
-    cls._get_actions_per_node = _get_actions_per_node
 
 
 _LEAVE_MARK = "_runledger_leave_group_fix"

@@ -15,7 +15,7 @@ from aiokafka import errors as kafka_errors
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.protocol.metadata import MetadataRequest
 
-from runledger.broker_quirks import FETCH_MAX_WAIT_MS, patch_broker_quirks
+from runledger.broker_quirks import patch_broker_quirks
 from runledger.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ def make_consumer(settings: Settings, *topics: str, **kw: Any) -> AIOKafkaConsum
     patch_broker_quirks()
     options: dict[str, Any] = {
         "bootstrap_servers": settings.bootstrap,
-        "fetch_max_wait_ms": FETCH_MAX_WAIT_MS,
+        "fetch_max_wait_ms": 100,
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
     }

@@ -50,9 +50,6 @@ from streams.state import ExecutionState
 log = logging.getLogger("runledger.worker")
 _decode_message = TypeAdapter(WorkerMessage).validate_json
 WORKER_BATCH = 1000
-# Faust's take_events yields the buffered messages on this tick (or once WORKER_BATCH are
-# buffered): a message that arrives alone waits for the tick, on every hop of a step.
-TAKE_WITHIN = 0.003
 
 
 def _now_ms() -> int:
@@ -125,7 +122,7 @@ class ExecutionWorker:
     # ------------------------------------------------------------------ agent
 
     async def _advance(self, stream: Any) -> None:
-        async for batch in stream.take_events(WORKER_BATCH, within=TAKE_WITHIN):
+        async for batch in stream.take_events(WORKER_BATCH, within=0.01):
             await self._apply_batch(batch)
 
     async def _apply_batch(self, batch: list[EventT]) -> None:
