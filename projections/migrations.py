@@ -11,25 +11,24 @@ never edited: a change is a new version. Every table has
 
 from __future__ import annotations
 
-_DEDUP = "SETTINGS non_replicated_deduplication_window = 1000"
-TS = "DateTime64(3, 'UTC')"  # every time column
-_LC_NULL = "LowCardinality(Nullable(String))"
+from projections.ddl import DEDUP, LC_NULL, TS
+from projections.definition_tables import V6_WORKFLOWS, V7_STEP_TYPES
 
 # The columns `executions` and `executions_by_time` share (each adds its own after them).
 _EXECUTION_COLUMNS = f"""\
         tenant LowCardinality(String),
         execution_id String,
-        workflow_id {_LC_NULL},
+        workflow_id {LC_NULL},
         plan_id Nullable(String),
         mode LowCardinality(String),
         status LowCardinality(String),
         progress Float32,
-        environment {_LC_NULL},
+        environment {LC_NULL},
         labels Map(String, String),
         systems Array(String),
         modules Array(String),
         failed_steps UInt32,
-        error_type {_LC_NULL},
+        error_type {LC_NULL},
         started_at {TS},
         finished_at Nullable({TS}),
         duration_ms Nullable(UInt64),
@@ -49,15 +48,15 @@ _V1 = [
         timestamp {TS},
         message String,
         data String,
-        workflow_id {_LC_NULL},
-        system {_LC_NULL},
-        module {_LC_NULL},
+        workflow_id {LC_NULL},
+        system {LC_NULL},
+        module {LC_NULL},
         labels String,
         received_at Nullable({TS}),
         INDEX idx_timestamp timestamp TYPE minmax GRANULARITY 4
     ) ENGINE = ReplacingMergeTree
     ORDER BY (execution_id, seq)
-    {_DEDUP}
+    {DEDUP}
     """,
     f"""
     CREATE TABLE IF NOT EXISTS {{db}}.executions (
@@ -67,7 +66,7 @@ _V1 = [
         INDEX idx_started_at started_at TYPE minmax GRANULARITY 4
     ) ENGINE = ReplacingMergeTree(last_seq)
     ORDER BY (tenant, execution_id)
-    {_DEDUP}
+    {DEDUP}
     """,
     # One row per step attempt that started; is_deleted retracts an attempt that a
     # late, earlier-timestamped report folded away (FINAL hides retracted rows).
@@ -75,18 +74,18 @@ _V1 = [
     CREATE TABLE IF NOT EXISTS {{db}}.step_records (
         tenant LowCardinality(String),
         execution_id String,
-        workflow_id {_LC_NULL},
+        workflow_id {LC_NULL},
         plan_id Nullable(String),
         step_id String,
         attempt UInt32,
-        system {_LC_NULL},
-        module {_LC_NULL},
+        system {LC_NULL},
+        module {LC_NULL},
         status LowCardinality(String),
         started_at {TS},
         finished_at Nullable({TS}),
         duration_ms Nullable(UInt64),
         error Nullable(String),
-        error_type {_LC_NULL},
+        error_type {LC_NULL},
         retryable Bool,
         version UInt64,
         is_deleted UInt8,
@@ -94,7 +93,7 @@ _V1 = [
         INDEX idx_started_at started_at TYPE minmax GRANULARITY 4
     ) ENGINE = ReplacingMergeTree(version, is_deleted)
     ORDER BY (tenant, execution_id, step_id, attempt)
-    {_DEDUP}
+    {DEDUP}
     """,
     f"""
     CREATE TABLE IF NOT EXISTS {{db}}.meta (
@@ -104,7 +103,7 @@ _V1 = [
         updated_at {TS}
     ) ENGINE = ReplacingMergeTree(updated_at)
     ORDER BY (tenant, key)
-    {_DEDUP}
+    {DEDUP}
     """,
 ]
 
@@ -126,7 +125,7 @@ _V2 = [
         INDEX idx_received received_at TYPE minmax GRANULARITY 4
     ) ENGINE = MergeTree
     ORDER BY journal_pos
-    {_DEDUP}
+    {DEDUP}
     """,
 ]
 
@@ -177,7 +176,7 @@ _V4 = [
         INDEX idx_execution_id execution_id TYPE bloom_filter(0.01) GRANULARITY 1
     ) ENGINE = ReplacingMergeTree(last_seq, is_deleted)
     ORDER BY (tenant, started_at, execution_id)
-    {_DEDUP}
+    {DEDUP}
     """,
 ]
 
@@ -199,63 +198,7 @@ _V5 = [
         version UInt64
     ) ENGINE = ReplacingMergeTree(version)
     ORDER BY id
-    {_DEDUP}
-    """,
-]
-
-# Saved workflows (api/workflows.py): a change is journaled like every accepted command
-# (topic-less: nothing consumes it from Kafka), and this view turns each such journal row
-# into a versioned row, in the same insert, so a saved version is never only in memory.
-_V6 = [
-    f"""
-    CREATE TABLE IF NOT EXISTS {{db}}.workflows (
-        tenant LowCardinality(String),
-        workflow_id String,
-        version UInt32,
-        journal_pos UInt64,
-        saved_at {TS},
-        actor LowCardinality(String),
-        deleted UInt8,
-        name String,
-        tags Array(String),
-        is_active UInt8,
-        document String
-    ) ENGINE = ReplacingMergeTree(journal_pos)
-    ORDER BY (tenant, workflow_id, version)
-    {_DEDUP}
-    """,
-    """
-    CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.workflows_mv TO {db}.workflows AS
-    SELECT tenant, execution_id AS workflow_id,
-           toUInt32(JSONExtractUInt(payload, 'version')) AS version, journal_pos,
-           received_at AS saved_at, actor, toUInt8(action = 'workflow.delete') AS deleted,
-           JSONExtractString(payload, 'name') AS name,
-           JSONExtract(payload, 'tags', 'Array(String)') AS tags,
-           toUInt8(JSONExtractBool(payload, 'is_active')) AS is_active, payload AS document
-    FROM {db}.journal WHERE action IN ('workflow.save', 'workflow.delete')
-    """,
-]
-
-# Step types registered over HTTP (api/step_types.py): journaled, topic-less, the same way.
-_V7 = [
-    f"""
-    CREATE TABLE IF NOT EXISTS {{db}}.step_types (
-        tenant LowCardinality(String),
-        name String,
-        journal_pos UInt64,
-        saved_at {TS},
-        actor LowCardinality(String),
-        deleted UInt8,
-        document String
-    ) ENGINE = ReplacingMergeTree(journal_pos)
-    ORDER BY (tenant, name)
-    {_DEDUP}
-    """,
-    """
-    CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.step_types_mv TO {db}.step_types AS
-    SELECT tenant, execution_id AS name, journal_pos, received_at AS saved_at, actor,
-           toUInt8(action = 'step_type.delete') AS deleted, payload AS document
-    FROM {db}.journal WHERE action IN ('step_type.register', 'step_type.delete')
+    {DEDUP}
     """,
 ]
 
@@ -296,8 +239,8 @@ MIGRATIONS: list[tuple[int, list[str], bool]] = [
     (3, _V3, False),
     (4, _V4, True),
     (5, _V5, False),
-    (6, _V6, False),
-    (7, _V7, False),
+    (6, V6_WORKFLOWS, False),
+    (7, V7_STEP_TYPES, False),
     (8, _V8, False),
     (9, _V9, False),
 ]
