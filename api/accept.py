@@ -8,7 +8,7 @@ archived state goes in front of it, on the same topic, as a `rehydrate`.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 from aiokafka.errors import KafkaError
@@ -47,10 +47,22 @@ async def accept(ctx: AppContext, entries: Sequence[Entry]) -> list[int]:
     return positions
 
 
+HOT_IDS = 200_000  # executions remembered as not archived
+
+
 def is_new(ctx: AppContext, execution_id: str) -> None:
     """``execution_id`` was made for this command (``new_id``): nothing of it is archived,
     so its first command skips the archive lookup below."""
-    ctx.hot_until[execution_id] = time.monotonic() + ctx.settings.finished_ttl / 2
+    _not_archived(ctx, [execution_id], time.monotonic())
+
+
+def _not_archived(ctx: AppContext, execution_ids: Iterable[str], now: float) -> None:
+    # An execution that is not finished now cannot be evicted before it finishes and then
+    # stays a full TTL: no need to look again for half that time.
+    for eid in execution_ids:
+        ctx.hot_until[eid] = now + ctx.settings.finished_ttl / 2
+    while len(ctx.hot_until) > HOT_IDS:
+        ctx.hot_until.pop(next(iter(ctx.hot_until)))
 
 
 async def _with_archived_states(ctx: AppContext, entries: Sequence[Entry]) -> list[Entry]:
@@ -60,12 +72,7 @@ async def _with_archived_states(ctx: AppContext, entries: Sequence[Entry]) -> li
     if not unknown:
         return list(entries)
     finished = await queries.load_states(ctx.ch, unknown, finished_only=True, database=ctx.db)
-    # An execution that is not finished now cannot be evicted before it finishes and then
-    # stays a full TTL: no need to look again for half that time.
-    for eid in unknown - finished.keys():
-        ctx.hot_until[eid] = now + ctx.settings.finished_ttl / 2
-    while len(ctx.hot_until) > 200_000:
-        ctx.hot_until.pop(next(iter(ctx.hot_until)))
+    _not_archived(ctx, unknown - finished.keys(), now)
     out: list[Entry] = []
     sent: set[tuple[str, str]] = set()
     for e in entries:
