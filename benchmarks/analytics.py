@@ -220,13 +220,15 @@ def _check(plan: Plan) -> None:
     assert {"succeeded", "failed"} <= kinds, kinds
 
 
-def build_batch(first: int, count: int, plan: Plan) -> tuple[Rows, Rows, Rows, Rows, list[Any]]:
+def build_batch(
+    first: int, count: int, plan: Plan
+) -> tuple[Rows, Rows, Rows, Rows, Rows, list[Any]]:
     """In a worker process: the batch's events projected into rows (the writer's input)."""
     events: list[Event] = []
     for i in range(first, first + count):
         events += _events(*_reports(i, plan))
     proj = project(events, {})
-    return proj.events, proj.step_records, proj.executions, proj.by_time, [
+    return proj.events, proj.step_records, proj.executions, proj.by_time, proj.by_status, [
         (e.execution_id, e.seq) for e in proj.applied]  # fmt: skip
 
 
@@ -247,7 +249,7 @@ async def generate(ch: ClickHouse, plan: Plan, batch: int, workers: int) -> dict
     with (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool,
           Progress(*cols) as bar):  # fmt: skip
         task = bar.add_task("executions", total=plan.executions, rate="")
-        pending: deque[asyncio.Future[tuple[Rows, Rows, Rows, Rows, list[Any]]]] = deque()
+        pending: deque[asyncio.Future[tuple[Rows, Rows, Rows, Rows, Rows, list[Any]]]] = deque()
 
         def submit() -> None:
             first = next(firsts, None)
@@ -258,10 +260,11 @@ async def generate(ch: ClickHouse, plan: Plan, batch: int, workers: int) -> dict
         for _ in range(workers + 1):
             submit()
         while pending:
-            ev, sr, ex, bt, keys = await pending.popleft()
+            ev, sr, ex, bt, bs, keys = await pending.popleft()
             submit()
-            proj = Projection(events=ev, executions=ex, step_records=sr, by_time=bt, states={},
-                              applied=cast(list[Event], [_Applied(*k) for k in keys]))  # fmt: skip
+            proj = Projection(
+                events=ev, executions=ex, step_records=sr, by_time=bt, by_status=bs, states={},
+                applied=cast(list[Event], [_Applied(*k) for k in keys]))  # fmt: skip
             t = time.perf_counter()
             await write_projection(ch, proj, database=DB)
             insert_s += time.perf_counter() - t

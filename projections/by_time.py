@@ -10,13 +10,21 @@ the steps and error types the execution ran into, and every attempt that ran as 
 The key holds ``started_at``, which a late report with an earlier start can move. Rows
 of one execution replace each other by ``last_seq`` only under the same key, so when the
 start moves the row under the old key is retracted (``is_deleted``; FINAL hides it).
+
+``doc`` holds the execution as a search page shows it (``search_item``), so a page reads
+one column instead of eighteen. ``executions_by_status`` holds the same documents keyed by
+(status, workflow, start): "the failed runs of workflow X" is a slice of its key there, and
+a status change retracts the row under the old status the same way.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from streams.composite import layout, plan_step_of, split
+from streams.contracts import iso_ms
 from streams.state import Attempt, ExecutionState, attempts_of, progress_of
 
 COLUMNS = (
@@ -25,10 +33,14 @@ COLUMNS = (
     "finished_at", "duration_ms", "last_seq", "is_deleted", "steps_total", "steps_succeeded",
     "steps_failed", "steps_running", "step_ids", "error_types", "a_step_id", "a_attempt",
     "a_system", "a_module", "a_status", "a_started_at", "a_finished_at", "a_duration_ms",
-    "a_error_type", "a_error", "a_wait_ms",
+    "a_error_type", "a_error", "a_wait_ms", "doc",
+)  # fmt: skip
+BY_STATUS_COLUMNS = (
+    "tenant", "status", "workflow_id", "started_at", "execution_id", "last_seq", "is_deleted",
+    "doc",
 )  # fmt: skip
 
-_ARRAYS = COLUMNS[COLUMNS.index("a_step_id"):]
+_ARRAYS = COLUMNS[COLUMNS.index("a_step_id"):COLUMNS.index("doc")]  # fmt: skip
 
 
 def ran(attempts: list[Attempt]) -> list[Attempt]:
@@ -106,11 +118,46 @@ def duration_of(state: ExecutionState) -> int | None:
     return None
 
 
-def by_time_row(
-    state: ExecutionState, figs: dict[str, Any], *, deleted: bool = False, version: int = 0
+def _iso(ms: int | None) -> str | None:
+    return iso_ms(ms) if ms is not None else None
+
+
+def search_item(state: ExecutionState, figs: dict[str, Any]) -> dict[str, Any]:
+    """The execution as a row of ``GET /executions`` (``figs`` = ``figures(state)``)."""
+    return {
+        "execution_id": state.execution_id, "workflow_id": state.workflow_id,
+        "plan_id": state.plan.id if state.plan else None, "mode": state.mode,
+        "status": state.status, "environment": state.environment,
+        "progress": round(float(progress_of(state)), 4),
+        "started_at": _iso(state.started_at), "finished_at": _iso(state.finished_at),
+        "duration_ms": duration_of(state), "error_type": state.error_type,
+        "step_counts": {k: figs[f"steps_{k}"] for k in ("total", "succeeded", "failed",
+                                                         "running")},
+        "systems": figs["systems"], "modules": figs["modules"], "labels": dict(state.labels),
+    }  # fmt: skip
+
+
+def by_status_key(state: ExecutionState) -> tuple[str, str, int]:
+    """What places a row in ``executions_by_status``: (status, workflow, start)."""
+    return state.status, state.workflow_id or "", state.started_at
+
+
+def by_status_row(
+    state: ExecutionState, doc: str, *, deleted: bool = False, version: int = 0
 ) -> tuple[Any, ...]:
-    """The row of ``state`` (``figs`` = ``figures(state)``); ``deleted`` with ``version``
-    retracts the row written under this state's key."""
+    """The ``executions_by_status`` row of ``state``; ``deleted`` with ``version`` retracts
+    the row written under this state's key (its status changed)."""
+    status, workflow_id, started_at = by_status_key(state)
+    return (state.tenant, status, workflow_id, started_at, state.execution_id,
+            max(state.seq, version), int(deleted), "" if deleted else doc)  # fmt: skip
+
+
+def by_time_row(
+    state: ExecutionState, figs: dict[str, Any], *, deleted: bool = False, version: int = 0,
+    doc: str = "",
+) -> tuple[Any, ...]:  # fmt: skip
+    """The row of ``state`` (``figs`` = ``figures(state)``, ``doc`` its ``search_item`` as
+    JSON); ``deleted`` with ``version`` retracts the row written under this state's key."""
     values = {
         "tenant": state.tenant, "execution_id": state.execution_id,
         "workflow_id": state.workflow_id, "plan_id": state.plan.id if state.plan else None,
@@ -119,5 +166,10 @@ def by_time_row(
         "error_type": state.error_type, "started_at": state.started_at,
         "finished_at": state.finished_at, "duration_ms": duration_of(state),
         "last_seq": max(state.seq, version), "is_deleted": int(deleted), **figs,
+        "doc": "" if deleted else doc,
     }  # fmt: skip
     return tuple(values[name] for name in COLUMNS)
+
+
+def doc_of(state: ExecutionState, figs: dict[str, Any]) -> str:
+    return orjson.dumps(search_item(state, figs)).decode()

@@ -2,8 +2,9 @@
 per-tenant retention as table TTLs (security issue; the API's admin routes call these).
 
 Every table that holds an execution's data: ``events`` (the archive), ``executions``,
-``executions_by_time``, ``step_records``, ``journal`` (its commands and reports) and
-``dead_letters``. Deletes are mutations that finish before the call returns.
+``executions_by_time``, ``executions_by_status``, ``step_records``, ``journal`` (its
+commands and reports) and ``dead_letters``. Deletes are mutations that finish before the
+call returns.
 """
 
 from __future__ import annotations
@@ -20,14 +21,16 @@ TABLES: dict[str, tuple[str, str | None, str]] = {
     "events": ("execution_id", "tenant", "timestamp"),
     "executions": ("execution_id", "tenant", "started_at"),
     "executions_by_time": ("execution_id", "tenant", "started_at"),
+    "executions_by_status": ("execution_id", "tenant", "started_at"),
     "step_records": ("execution_id", "tenant", "started_at"),
     "journal": ("execution_id", "tenant", "received_at"),
     "dead_letters": ("execution_id", None, "at"),
 }
 # Which retention figure each table follows.
 KEEP = {"events": "events_days", "executions": "records_days",
-        "executions_by_time": "records_days", "step_records": "records_days",
-        "journal": "journal_days", "dead_letters": "events_days"}  # fmt: skip
+        "executions_by_time": "records_days", "executions_by_status": "records_days",
+        "step_records": "records_days", "journal": "journal_days",
+        "dead_letters": "events_days"}  # fmt: skip
 TENANT_NAME = re.compile(r"^[A-Za-z0-9_.:\-]{1,100}$")  # written into TTL DDL: no quotes
 
 

@@ -32,7 +32,7 @@ from streams.state import ExecutionState
 
 log = logging.getLogger(__name__)
 
-DERIVED = ("executions", "step_records", "executions_by_time")
+DERIVED = ("executions", "step_records", "executions_by_time", "executions_by_status")
 SUFFIX = "__rebuild"
 PAGE_EVENTS = 10_000
 _TO_TABLE = re.compile(r"\bTO\s+`?(\w+)`?\.`?(\w+)`?")
@@ -107,10 +107,10 @@ async def _swap_in(ch: ClickHouse, db: str, table: str) -> None:
 
 
 async def _fold_events(
-    ch: ClickHouse, db: str, run: RebuildRun, page_events: int,
+    ch: ClickHouse, db: str, derived: list[str], run: RebuildRun, page_events: int,
     on_progress: Callable[[RebuildRun], None] | None,
 ) -> None:  # fmt: skip
-    tables = {t: t + SUFFIX for t in DERIVED}
+    tables = {t: t + SUFFIX for t in derived}
     carried: dict[str, ExecutionState | None] = {}
     after: tuple[str, int] = ("", 0)
     while True:
@@ -145,16 +145,20 @@ async def rebuild_projections(
     run = run or RebuildRun.new()
     shadows: list[str] = []
     try:
-        views = await _views_on(ch, db, DERIVED)
-        run.tables = (*DERIVED, *(target for target, _ in views))
+        # A migration's refold runs before the later migrations made their tables.
+        present = await ch.query("SELECT name FROM system.tables WHERE database = {db:String}",
+                                 {"db": db})  # fmt: skip
+        derived = [t for t in DERIVED if t in {r["name"] for r in present}]
+        views = await _views_on(ch, db, tuple(derived))
+        run.tables = (*derived, *(target for target, _ in views))
         count = await ch.query(f"SELECT count() AS n FROM {db}.events FINAL")
         run.total_events = int(count[0]["n"])
-        for table in DERIVED:
+        for table in derived:
             shadows.append(await _shadow(ch, db, table))
         if on_progress is not None:
             on_progress(run)
-        await _fold_events(ch, db, run, page_events, on_progress)
-        for table in DERIVED:
+        await _fold_events(ch, db, derived, run, page_events, on_progress)
+        for table in derived:
             await _swap_in(ch, db, table)
         for target, select in views:  # their SELECT now reads the rebuilt tables
             shadow = await _shadow(ch, db, target)

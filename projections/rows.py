@@ -17,8 +17,18 @@ from typing import Any
 
 import orjson
 
+from projections.by_time import (
+    BY_STATUS_COLUMNS,
+    by_status_key,
+    by_status_row,
+    by_time_row,
+    doc_of,
+    duration_of,
+    figures,
+    placement,
+    ran,
+)
 from projections.by_time import COLUMNS as BY_TIME_COLUMNS
-from projections.by_time import by_time_row, duration_of, figures, placement, ran
 from streams.contracts import Event, ms_of
 from streams.machine import evolve
 from streams.state import Attempt, ExecutionState, StepState, attempts_of, progress_of
@@ -70,6 +80,7 @@ class Projection:
     executions: Rows
     step_records: Rows
     by_time: Rows
+    by_status: Rows
     states: dict[str, ExecutionState]  # every touched execution, after the batch
     applied: list[Event]  # the events that made it in, per execution in seq order
     duplicates: int = 0  # events at or below the projected seq (redeliveries)
@@ -98,8 +109,8 @@ def project(batch: Sequence[Event], prior: Mapping[str, ExecutionState | None]) 
     """Fold ``batch`` onto ``prior`` (missing or None = not projected yet) into rows."""
     out = Projection(
         events=Rows(EVENT_COLUMNS), executions=Rows(EXECUTION_COLUMNS),
-        step_records=Rows(STEP_RECORD_COLUMNS), by_time=Rows(BY_TIME_COLUMNS), states={},
-        applied=[],
+        step_records=Rows(STEP_RECORD_COLUMNS), by_time=Rows(BY_TIME_COLUMNS),
+        by_status=Rows(BY_STATUS_COLUMNS), states={}, applied=[],
     )  # fmt: skip
     by_execution: dict[str, list[Event]] = {}
     for event in batch:
@@ -114,11 +125,15 @@ def project(batch: Sequence[Event], prior: Mapping[str, ExecutionState | None]) 
         for event in kept:
             out.events.append(event_row(event))
         figs = figures(state)
+        doc = doc_of(state, figs)
         out.executions.append(execution_row(state, figs))
         if before is not None and before.seq and before.started_at != state.started_at:
             out.by_time.append(by_time_row(before, figures(before), deleted=True,
                                            version=state.seq))  # fmt: skip
-        out.by_time.append(by_time_row(state, figs))
+        out.by_time.append(by_time_row(state, figs, doc=doc))
+        if before is not None and before.seq and by_status_key(before) != by_status_key(state):
+            out.by_status.append(by_status_row(before, "", deleted=True, version=state.seq))
+        out.by_status.append(by_status_row(state, doc))
         for step_id in sorted(touched):
             _add_step_rows(out.step_records, state, before, step_id)
     return out

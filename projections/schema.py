@@ -25,12 +25,15 @@ async def migrate(ch: ClickHouse, database: str = DEFAULT_DATABASE) -> list[int]
     rows = await ch.query(f"SELECT DISTINCT version FROM {db}.schema_migrations")
     done = {int(r["version"]) for r in rows}
     applied: list[int] = []
-    for version, statements, refold in MIGRATIONS:
-        if version in done:
-            continue
+    pending = [m for m in MIGRATIONS if m[0] not in done]
+    # One refold, after the statements of the last pending refold migration: an earlier
+    # one's tables lack what later migrations add to them. Until then a crash leaves the
+    # last one unrecorded, so the next start refolds.
+    last_refold = max((v for v, _, refold in pending if refold), default=None)
+    for version, statements, _ in pending:
         for ddl in statements:
             await ch.command(ddl.format(db=db))
-        if refold and done:  # a fresh database has no events to fold
+        if version == last_refold and done:  # a fresh database has no events to fold
             await _refold(ch, db)
         await ch.insert(
             "schema_migrations", [[version], [int(time.time() * 1000)]],

@@ -5,26 +5,24 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import orjson
+
 from projections.clickhouse import ClickHouse, identifier
 from projections.filters import Filters, executions_where
 from projections.schema import DEFAULT_DATABASE
 from projections.tracking import decode_search_cursor, encode_cursor
-from streams.contracts import iso_ms
-
-
-def _iso(ms: int | None) -> str | None:
-    return iso_ms(int(ms)) if ms is not None else None
-
 
 # Newest first reads windows going back from the cursor (or now), wider each time, until a
 # page is full: a FINAL over a slice of the start-time key instead of over every row.
 SPANS_MS = (3_600_000, 28_800_000, 230_400_000, 1_843_200_000, None)
-_COLUMNS = (
-    "execution_id, workflow_id, plan_id, mode, status, environment, progress, "
-    "toUnixTimestamp64Milli(started_at) AS started, toUnixTimestamp64Milli(finished_at) AS "
-    "finished, duration_ms, error_type, systems, modules, steps_total, steps_succeeded, "
-    "steps_failed, steps_running, labels"
-)
+_PAGE = "toUnixTimestamp64Milli(started_at) AS started, execution_id, doc"
+_ORDER = (
+    "ORDER BY started_at DESC, execution_id DESC LIMIT {limit:UInt32} "
+    "SETTINGS max_threads = 1"
+)  # a page read in key order: a 2nd stream only costs
+# The filters executions_by_status answers alone: one status of one workflow is one slice
+# of its key, in start order, however rare it is.
+_BY_STATUS_FILTERS = {"tenant", "status", "workflow_id", "since_ms", "until_ms"}
 
 
 async def search_executions(
@@ -40,15 +38,56 @@ async def search_executions(
     ``succeeded`` / ``failed`` / ``running`` those whose last attempt is so.
     """
     db = identifier(database)
+    after: tuple[int, str] | None = decode_search_cursor(cursor) if cursor else None
+    given = {name for name, value in f if value not in (None, ())}
+    if {"status", "workflow_id"} <= given <= _BY_STATUS_FILTERS:
+        rows = await _by_status(ch, db, f, limit, after)
+    else:
+        top = now_ms if now_ms is not None else int(time.time() * 1000)
+        rows = await _by_time(ch, db, f, limit, after, top)
+    page = rows[:limit]
+    items = [orjson.loads(r["doc"]) for r in page]
+    next_cursor = None
+    if len(rows) > limit and page:
+        next_cursor = encode_cursor(int(page[-1]["started"]), page[-1]["execution_id"])
+    return {"items": items, "next_cursor": next_cursor}
+
+
+def _after(after: tuple[int, str] | None, params: dict[str, Any]) -> str:
+    """The condition "strictly after the cursor" in (started_at, execution_id) DESC order."""
+    if after is None:
+        return ""
+    params.update(c_ts=after[0], c_eid=after[1])
+    return (" AND started_at <= fromUnixTimestamp64Milli({c_ts:Int64}, 'UTC')"  # for the key
+            " AND (started_at, execution_id) < "
+            "(fromUnixTimestamp64Milli({c_ts:Int64}, 'UTC'), {c_eid:String})")  # fmt: skip
+
+
+async def _by_status(
+    ch: ClickHouse, db: str, f: Filters, limit: int, after: tuple[int, str] | None
+) -> list[dict[str, Any]]:
+    params: dict[str, Any] = {"t": f.tenant, "s": f.status, "w": f.workflow_id,
+                              "limit": limit + 1}  # fmt: skip
+    where = "tenant = {t:String} AND status = {s:String} AND workflow_id = {w:String}"
+    if f.since_ms is not None:
+        where += " AND started_at >= fromUnixTimestamp64Milli({lo:Int64}, 'UTC')"
+        params["lo"] = f.since_ms
+    if f.until_ms is not None:
+        where += " AND started_at < fromUnixTimestamp64Milli({hi:Int64}, 'UTC')"
+        params["hi"] = f.until_ms
+    where += _after(after, params)
+    return await ch.query(
+        f"SELECT {_PAGE} FROM {db}.executions_by_status FINAL WHERE {where} {_ORDER}", params
+    )
+
+
+async def _by_time(
+    ch: ClickHouse, db: str, f: Filters, limit: int, after: tuple[int, str] | None, top: int
+) -> list[dict[str, Any]]:
     where, params = executions_where(f, db)
-    top = now_ms if now_ms is not None else int(time.time() * 1000)
-    if cursor:
-        c_ts, c_eid = decode_search_cursor(cursor)
-        where += (" AND started_at <= fromUnixTimestamp64Milli({c_ts:Int64}, 'UTC') "  # for the key
-                  "AND (started_at, execution_id) < "
-                  "(fromUnixTimestamp64Milli({c_ts:Int64}, 'UTC'), {c_eid:String})")  # fmt: skip
-        params.update(c_ts=c_ts, c_eid=c_eid)
-        top = c_ts
+    where += _after(after, params)
+    if after is not None:
+        top = after[0]
     if f.until_ms is not None:
         top = min(top, f.until_ms)
     rows: list[dict[str, Any]] = []
@@ -65,28 +104,9 @@ async def search_executions(
             window += " AND started_at < fromUnixTimestamp64Milli({w_hi:Int64}, 'UTC')"
             bounds["w_hi"] = upper
         rows += await ch.query(
-            f"SELECT {_COLUMNS} FROM {db}.executions_by_time FINAL WHERE {where}{window} "
-            "ORDER BY started_at DESC, execution_id DESC LIMIT {limit:UInt32} "
-            "SETTINGS max_threads = 1",  # a page read in key order: a 2nd stream only costs
-            {**params, **bounds},
-        )
+            f"SELECT {_PAGE} FROM {db}.executions_by_time FINAL WHERE {where}{window} {_ORDER}",
+            {**params, **bounds})  # fmt: skip
         if len(rows) > limit or lower is None:
             break
         upper = lower
-    page = rows[:limit]
-    items = [
-        {"execution_id": r["execution_id"], "workflow_id": r["workflow_id"],
-         "plan_id": r["plan_id"], "mode": r["mode"], "status": r["status"],
-         "environment": r["environment"], "progress": round(float(r["progress"]), 4),
-         "started_at": _iso(r["started"]), "finished_at": _iso(r["finished"]),
-         "duration_ms": r["duration_ms"], "error_type": r["error_type"],
-         "step_counts": {k: int(r[f"steps_{k}"]) for k in ("total", "succeeded", "failed",
-                                                            "running")},
-         "systems": list(r["systems"]), "modules": list(r["modules"]),
-         "labels": dict(r["labels"])}
-        for r in page
-    ]  # fmt: skip
-    next_cursor = None
-    if len(rows) > limit and page:
-        next_cursor = encode_cursor(int(page[-1]["started"]), page[-1]["execution_id"])
-    return {"items": items, "next_cursor": next_cursor}
+    return rows

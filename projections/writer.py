@@ -118,15 +118,18 @@ class BatchWriter:
 
 
 ALL_TABLES = {"events": "events", "step_records": "step_records",
-              "executions_by_time": "executions_by_time", "executions": "executions"}
+              "executions_by_time": "executions_by_time",
+              "executions_by_status": "executions_by_status",
+              "executions": "executions"}  # fmt: skip
 
 
 async def write_projection(
     ch: ClickHouse, proj: Projection, *, database: str = DEFAULT_DATABASE,
     tables: Mapping[str, str] = ALL_TABLES,
 ) -> dict[str, float]:  # fmt: skip
-    """Insert events, step_records, executions_by_time, then executions (the projected
-    seq lives there, so it goes last), each with the batch's token.
+    """Insert events, step_records, executions_by_time, executions_by_status, then
+    executions (the projected seq lives there, so it goes last), each with the batch's
+    token.
 
     Re-sending the same batch (a crash before the offset commit) is dropped by
     ClickHouse. ``tables`` maps each table to the one to insert into, and leaves out
@@ -139,6 +142,7 @@ async def write_projection(
     token = proj.token
     for table, rows in (("events", proj.events), ("step_records", proj.step_records),
                         ("executions_by_time", proj.by_time),
+                        ("executions_by_status", proj.by_status),
                         ("executions", proj.executions)):  # fmt: skip
         if not len(rows) or table not in tables:
             continue

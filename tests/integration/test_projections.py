@@ -201,16 +201,22 @@ async def test_migrations_are_versioned_and_idempotent(clickhouse: ClickHouse, d
 async def test_a_refold_migration_fills_its_table_from_the_events(
     clickhouse: ClickHouse, database: str
 ):
-    """A database made before executions_by_time existed gets it filled on migrate."""
+    """A database made before executions_by_time and executions_by_status existed gets
+    them filled on migrate, by one refold after the last migration that needs one."""
     ch, db = clickhouse, database
     await _project_and_write(ch, db, [*recon_execution().events, *single_system_execution().events])
-    await ch.command(f"DROP TABLE {db}.executions_by_time")
-    await ch.command(f"DELETE FROM {db}.schema_migrations WHERE version = 4")
-    assert await schema.migrate(ch, db) == [4]
+    for table in ("executions_by_time", "executions_by_status"):
+        await ch.command(f"DROP TABLE {db}.{table}")
+    await ch.command(f"DELETE FROM {db}.schema_migrations WHERE version IN (4, 10)")
+    assert await schema.migrate(ch, db) == [4, 10]
     rows = await ch.query(f"SELECT execution_id, status, steps_total FROM {db}.executions_by_time "
                           "FINAL ORDER BY execution_id")  # fmt: skip
     assert [(r["execution_id"], r["status"], r["steps_total"]) for r in rows] == [
         ("exec_erp", "running", 2), ("exec_recon", "failed", 6)]  # fmt: skip
+    rows = await ch.query(f"SELECT execution_id, status, workflow_id FROM "
+                          f"{db}.executions_by_status FINAL ORDER BY execution_id")  # fmt: skip
+    assert [(r["execution_id"], r["status"], r["workflow_id"]) for r in rows] == [
+        ("exec_erp", "running", "wf_erp"), ("exec_recon", "failed", "wf_recon")]  # fmt: skip
 
 
 async def test_a_crash_between_the_inserts_is_caught_up_from_the_archive(

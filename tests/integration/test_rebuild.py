@@ -7,8 +7,10 @@ from typing import Any
 
 from projections import queries, tracking
 from projections.clickhouse import ClickHouse
+from projections.filters import Filters
 from projections.rebuild import rebuild_projections
 from projections.rows import project
+from projections.search import search_executions
 from projections.writer import write_projection
 from tests.event_factory import T0, History, recon_execution, single_system_execution
 
@@ -39,7 +41,12 @@ async def _figures(ch: ClickHouse, db: str) -> dict[str, Any]:
         "failed": await tracking.tracking_records(ch, status="failed", database=db),
         **{eid: await tracking.tracking_summary(ch, eid, database=db) for eid in IDS},
         **{f"detail:{eid}": await queries.execution_detail(ch, eid, database=db) for eid in IDS},
-    }
+        "search": await search_executions(ch, Filters(), 100, database=db),
+        # executions_by_status: one status of one workflow
+        **{f"search:{wf}:{status}": await search_executions(
+            ch, Filters(workflow_id=wf, status=status), 100, database=db)
+           for wf in ("wf_recon", "wf_erp") for status in ("running", "succeeded", "failed")},
+    }  # fmt: skip
 
 
 async def test_a_rebuild_equals_the_live_projection(clickhouse: ClickHouse, database: str):
@@ -56,13 +63,17 @@ async def test_a_rebuild_equals_the_live_projection(clickhouse: ClickHouse, data
     await _live(ch, db, [single_system_execution("exec_after_view").events])
     before = await _figures(ch, db)
     assert before["summary"]["total"] == 4 and len(before["records"]["items"]) == 12
+    assert len(before["search"]["items"]) == 4
+    assert sum(len(before[f"search:{wf}:{s}"]["items"])
+               for wf in ("wf_recon", "wf_erp") for s in ("running", "succeeded", "failed")) == 3
 
     seen: list[int] = []
     # Pages of 4 events: executions run across pages, so states carry over.
     run = await rebuild_projections(ch, db, page_events=4,
                                     on_progress=lambda r: seen.append(r.events))  # fmt: skip
     assert (run.state, run.total_events, run.events, run.executions) == ("finished", 31, 31, 4)
-    assert run.tables == ("executions", "step_records", "executions_by_time", "status_counts")
+    assert run.tables == ("executions", "step_records", "executions_by_time",
+                          "executions_by_status", "status_counts")  # fmt: skip
     assert seen[-1] == 31 and seen == sorted(seen)
     assert await _figures(ch, db) == before
 

@@ -132,6 +132,17 @@ async def test_search_order_paging_filters_and_step_counts(clickhouse: ClickHous
     assert await find(error_type="Http500") == ["e4"]
     assert await find(error_type="Timeout", status="succeeded") == ["e2"]
     assert await find(workflow_id="wf_s", since_ms=T0 + 1000, until_ms=T0 + 5000) == ["e3", "e2"]
+    # One status of one workflow (executions_by_status), with its window and pages
+    assert await find(workflow_id="wf_s", status="failed") == ["e4", "e3"]
+    assert await find(workflow_id="wf_s", status="running") == ["e5"]
+    assert await find(workflow_id="wf_o", status="failed") == []
+    assert await find(workflow_id="wf_s", status="succeeded", until_ms=T0 + 1000) == ["e1"]
+    first = await search.search_executions(ch, Filters(workflow_id="wf_s", status="succeeded"),
+                                           1, database=db)  # fmt: skip
+    second = await search.search_executions(ch, Filters(workflow_id="wf_s", status="succeeded"),
+                                            1, first["next_cursor"], database=db)  # fmt: skip
+    assert (ids(first), ids(second), second["next_cursor"]) == (["e2"], ["e1"], None)
+    assert second["items"][0] == by_id["e1"]  # the same row, whichever table answered
     assert await find(tenant="other") == []
     with pytest.raises(ValueError):
         await search.search_executions(ch, Filters(), cursor="bm90IGEgY3Vyc29y", database=db)
@@ -175,11 +186,49 @@ async def test_a_start_moved_earlier_leaves_one_row(clickhouse: ClickHouse, db: 
     found = await search.search_executions(clickhouse, Filters(workflow_id="wf_m"), database=db)
     assert [(i["execution_id"], i["started_at"]) for i in found["items"]] == [
         ("moved", iso_ms(T0 + 1_500))]
+    for status, expected in (("running", []), ("succeeded", [iso_ms(T0 + 1_500)])):
+        found = await search.search_executions(
+            clickhouse, Filters(workflow_id="wf_m", status=status), database=db)
+        assert [i["started_at"] for i in found["items"]] == expected, status
     summary = await tracking.tracking_summary(
         clickhouse, filters=Filters(workflow_id="wf_m", **WINDOW), database=db)
     assert summary["total"] == 1 and summary["executions"] == {"succeeded": 1}
     figures = await stats.workflow_stats(clickhouse, "wf_m", Filters(**WINDOW), database=db)
     assert figures["runs"] == 1 and figures["duration_ms"]["avg"] == 9_100
+
+
+async def test_a_status_change_moves_the_execution_between_status_searches(
+    clickhouse: ClickHouse, db: str
+):
+    """Searching one status of one workflow shows an execution under its current status
+    only: running, then failed, then running again (a retry), then succeeded."""
+    h = History("flip", workflow_id="wf_f")
+    h.add("execution_started", T0 + 20_000, mode="tracked", workflow_id="wf_f")
+    h.add("step_started", T0 + 20_000, "A", system="ERP")
+    marks = {"running": len(h.events)}
+    h.add("step_failed", T0 + 20_100, "A", system="ERP", error="boom", error_type="Boom")
+    h.add("execution_completed", T0 + 20_200, status="failed")
+    marks["failed"] = len(h.events)
+    h.add("execution_resumed", T0 + 21_000, command="retry")
+    h.add("step_started", T0 + 21_000, "A", system="ERP", attempt=2)
+    marks["running again"] = len(h.events)
+    h.add("step_succeeded", T0 + 21_100, "A", system="ERP", attempt=2)
+    h.add("execution_completed", T0 + 21_200, status="succeeded")
+    marks["succeeded"] = len(h.events)
+
+    async def under() -> list[str]:
+        out = []
+        for status in ("running", "failed", "succeeded"):
+            page = await search.search_executions(
+                clickhouse, Filters(workflow_id="wf_f", status=status), database=db)
+            out += [status] * len(page["items"])
+        return out
+
+    done = 0
+    for stage, upto in marks.items():
+        await BatchWriter(clickhouse, db).write(h.events[done:upto])  # prior read back
+        done = upto
+        assert await under() == [stage.removesuffix(" again")], stage
 
 
 async def test_tracking_summary_and_records_take_every_filter(clickhouse: ClickHouse, db: str):
