@@ -39,7 +39,7 @@ async def search_executions(
     """
     db = identifier(database)
     after: tuple[int, str] | None = decode_search_cursor(cursor) if cursor else None
-    given = {name for name, value in f if value not in (None, ())}
+    given = {name for name, value in f if value not in (None, (), "")}
     if {"status", "workflow_id"} <= given <= _BY_STATUS_FILTERS:
         rows = await _by_status(ch, db, f, limit, after)
     else:
