@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka import errors as kafka_errors
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.protocol.metadata import MetadataRequest
@@ -161,3 +162,47 @@ class Fetcher:
             return {}
         self.backoff = 0.1
         return batch
+
+
+READ_STALL_LIMIT = 10  # empty fetches in a row (~1 s each) before read_to_end gives up
+
+
+async def read_to_end(
+    bootstrap: str,
+    partitions: Iterable[TopicPartition],
+    apply: Callable[[TopicPartition, list[ConsumerRecord]], None],
+) -> dict[TopicPartition, int]:
+    """Read ``partitions`` from their first record to their end (as it was when the read
+    began) with one plain consumer, no group; ``apply`` gets each fetched run of records
+    in offset order. Returns the offset after the last record read, per partition.
+
+    A bulk read moves 110-150k records/s on the embedded broker, where Faust's table
+    recovery takes every changelog record through its per-message path at ~10k/s
+    (measured: 315k records in 2.1 s against 31 s)."""
+    patch_broker_quirks()
+    tps = [TopicPartition(tp.topic, tp.partition) for tp in partitions]  # aiokafka's own type
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                                enable_auto_commit=False, fetch_max_wait_ms=100,
+                                auto_offset_reset="earliest")  # fmt: skip
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)  # corrected by a Fetch (broker_quirks)
+        reached = {tp: await consumer.position(tp) for tp in tps}
+        left = {tp for tp in tps if reached[tp] < ends[tp]}
+        stalled = 0
+        while left:
+            batch = await consumer.getmany(*left, timeout_ms=1000)
+            stalled = 0 if batch else stalled + 1
+            if stalled >= READ_STALL_LIMIT:
+                raise TimeoutError(f"no records for {stalled} fetches, {len(left)} "
+                                   "partitions short of their end")  # fmt: skip
+            for tp, records in batch.items():
+                apply(tp, records)
+                reached[tp] = await consumer.position(tp)
+                if reached[tp] >= ends[tp]:
+                    left.discard(tp)
+        return reached
+    finally:
+        await consumer.stop()
