@@ -8,6 +8,7 @@ execution would start over at seq 1 instead of continuing.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import uuid
 
@@ -37,10 +38,18 @@ def test_sigkill_worker_then_every_execution_continues_its_seq(
 
     wait_for(lambda: all_at(7), timeout=60)  # started + 3 × (started, succeeded)
 
+    def preloads() -> list[int]:  # keys each worker start bulk-loaded into its table
+        return [int(n) for n in re.findall(r"table preloaded: (\d+) keys",
+                                           product.log_path.read_text(errors="replace"))]
+
+    before = len(preloads())
     [worker] = product.children("runledger.cli worker")
     os.kill(worker, signal.SIGKILL)
     wait_for(lambda: product.children("runledger.cli worker") not in ([], [worker]), timeout=30)
     wait_for(lambda: api.get("/ready").status_code == 200, timeout=60)
+    # The table came back by the bulk read, not by Faust's per-record recovery
+    wait_for(lambda: len(preloads()) > before, timeout=60)
+    assert preloads()[-1] >= EXECUTIONS
 
     final = [e for eid in eids for e in step_reports(eid, "last", "ERP", 100, 110)]
     assert api.post("/api/v1/events", json={"events": final}).status_code == 202
