@@ -236,7 +236,8 @@ _V9 = [
 # instead of eighteen, and a search for one status of one workflow reads a slice of the key
 # of executions_by_status instead of every execution in a widening time window; the rows of
 # an execution whose status changed are retracted under the old one (`is_deleted`). Both
-# are filled from `events` by the refold.
+# are filled from `events` by the refold. A slice is often a few hundred rows: granules of
+# 256 rows, not 8,192, keep FINAL from reading and merging ten times what it returns.
 _V10 = [
     "ALTER TABLE {db}.executions_by_time ADD COLUMN IF NOT EXISTS doc String",
     f"""
@@ -251,7 +252,7 @@ _V10 = [
         doc String
     ) ENGINE = ReplacingMergeTree(last_seq, is_deleted)
     ORDER BY (tenant, status, workflow_id, started_at, execution_id)
-    {DEDUP}
+    {DEDUP}, index_granularity = 256
     """,
 ]
 
