@@ -90,7 +90,8 @@ def _with_labels(f: Filters, sql: list[str], params: dict[str, Any]) -> None:
 
 
 def executions_where(f: Filters, db: str) -> tuple[str, dict[str, Any]]:
-    """A condition over ``{db}.executions_by_time`` (``db`` already an identifier).
+    """A condition over ``{db}.executions_by_time`` (``db`` already an identifier); without
+    ``step_id`` and ``error_type`` over ``{db}.executions`` too, which has the same columns.
     ``step_id`` and ``error_type`` select executions with such a step attempt (or such a
     final error)."""
     params: dict[str, Any] = {"f_tenant": f.tenant}
