@@ -16,10 +16,9 @@ from projections.tracking import decode_search_cursor, encode_cursor
 # page is full: a FINAL over a slice of the start-time key instead of over every row.
 SPANS_MS = (3_600_000, 28_800_000, 230_400_000, 1_843_200_000, None)
 _PAGE = "toUnixTimestamp64Milli(started_at) AS started, execution_id, doc"
-_ORDER = (
-    "ORDER BY started_at DESC, execution_id DESC LIMIT {limit:UInt32} "
-    "SETTINGS max_threads = 1"
-)  # a page read in key order: a 2nd stream only costs
+# A page is read in key order: a second stream would only add a merge.
+_ORDER = ("ORDER BY started_at DESC, execution_id DESC LIMIT {limit:UInt32} "
+          "SETTINGS max_threads = 1")  # fmt: skip
 # The filters executions_by_status answers alone: one status of one workflow is one slice
 # of its key, in start order, however rare it is.
 _BY_STATUS_FILTERS = {"tenant", "status", "workflow_id", "since_ms", "until_ms"}
