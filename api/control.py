@@ -30,8 +30,19 @@ def rejection_status(reason: str) -> int:
 
 async def submit(ctx: AppContext, action: str, cmd: Command) -> tuple[dict[str, Any], int]:
     """The answer body and HTTP status for ``cmd``; ApiError when the worker refused it."""
+    await append(ctx, action, cmd)
+    return await answer(ctx, action, cmd)
+
+
+async def append(ctx: AppContext, action: str, cmd: Command) -> None:
+    """Journal and append ``cmd``, its verdict awaited from the tail (``answer``).
+    Commands appended one after another reach the worker in that order."""
     ctx.tail.expect(cmd.command_id)
     await accept(ctx, [entry_for(ctx, action, cmd)])
+
+
+async def answer(ctx: AppContext, action: str, cmd: Command) -> tuple[dict[str, Any], int]:
+    """The worker's verdict on the appended ``cmd``, as ``submit`` returns it."""
     verdict = await ctx.tail.verdict(cmd.command_id, ctx.settings.command_wait)
     body: dict[str, Any] = {"execution_id": cmd.execution_id, "command_id": cmd.command_id}
     if verdict is None:

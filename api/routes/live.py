@@ -17,7 +17,7 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from api.control import submit
+from api.control import answer, append
 from api.deps import AppContext, new_id, now_ms
 from api.envelope import ApiError
 from api.history import merged_history
@@ -140,8 +140,15 @@ async def _on_client(
     if kind == "unsubscribe":
         return await switch(None)
     if kind == "send_input" and isinstance(msg.get("step_id"), str) and stream is not None:
-        # Answered in its own task: the verdict may take seconds, live events go on.
-        task = asyncio.create_task(_send_input(ws, ctx, stream.eid, msg))
+        # Appended here, in the order the client sent them; each verdict is awaited in its
+        # own task: it may take seconds, live events go on.
+        cmd = _input_command(ws, stream.eid, msg)
+        try:
+            await append(ctx, "input", cmd)
+        except ApiError as exc:
+            await ws.send_json(_error_frame(exc, cmd))
+            return stream
+        task = asyncio.create_task(_send_verdict(ws, ctx, cmd))
         pending.add(task)
         task.add_done_callback(pending.discard)
         return stream
@@ -152,18 +159,26 @@ async def _on_client(
     return stream
 
 
-async def _send_input(ws: WebSocket, ctx: AppContext, eid: str, msg: dict[str, Any]) -> None:
+def _input_command(ws: WebSocket, eid: str, msg: dict[str, Any]) -> ControlCommand:
     """`send_input` is `POST …/input`: the same command, the same verdict, as a frame."""
     principal = ws.scope.get("state", {}).get("principal")
-    cmd = ControlCommand(execution_id=eid, received_at=now_ms(), action="input",
-                         tenant=principal.tenant if principal is not None else "default",
-                         command_id=new_id("cmd"), step_id=msg["step_id"], data=msg.get("data"))
+    return ControlCommand(execution_id=eid, received_at=now_ms(), action="input",
+                          tenant=principal.tenant if principal is not None else "default",
+                          command_id=new_id("cmd"), step_id=msg["step_id"],
+                          data=msg.get("data"))  # fmt: skip
+
+
+def _error_frame(exc: ApiError, cmd: ControlCommand) -> dict[str, Any]:
+    return {"type": "error", "category": exc.category, "code": exc.code,
+            "message": exc.message, "details": exc.details, "step_id": cmd.step_id}
+
+
+async def _send_verdict(ws: WebSocket, ctx: AppContext, cmd: ControlCommand) -> None:
     try:
-        body, _ = await submit(ctx, "input", cmd)
-        frame: dict[str, Any] = {"type": "input_result", **body, "step_id": msg["step_id"]}
+        body, _ = await answer(ctx, "input", cmd)
+        frame: dict[str, Any] = {"type": "input_result", **body, "step_id": cmd.step_id}
     except ApiError as exc:
-        frame = {"type": "error", "category": exc.category, "code": exc.code,
-                 "message": exc.message, "details": exc.details, "step_id": msg["step_id"]}
+        frame = _error_frame(exc, cmd)
     with contextlib.suppress(WebSocketDisconnect, RuntimeError):
         await ws.send_json(frame)
 
