@@ -257,8 +257,8 @@ def main(
         print(f"worker SIGTERM → applying again after {restart_s}s", flush=True)
         time.sleep(15)  # a stable uptime first: the supervisor's backoff starts afresh
         kill_s = _worker_restart(base_url, kafka_port, signal.SIGKILL, not unfinished)
-        print(f"worker SIGKILL → applying again after {kill_s}s (the dead member is in the "
-              "group until its session times out)", flush=True)
+        print(f"worker SIGKILL → applying again after {kill_s}s (its replacement sends "
+              "LeaveGroup for it: streams/membership.py)", flush=True)
         recoveries = _recoveries(data_dir.parent / "product.log")
         switches = _switches(data_dir.parent / "product.log")
         for i, steps in enumerate(switches, 2):

@@ -44,6 +44,7 @@ from streams.contracts import (
 )
 from streams.cursor import admit, cursor_key, is_cursor_key
 from streams.machine import MachineConfig, Message, decide, next_due_at
+from streams.membership import keep_member_id, leave_stale
 from streams.preload import PreloadedMemoryStore
 from streams.rereader import Rereader
 from streams.state import ExecutionState
@@ -119,6 +120,7 @@ class ExecutionWorker:
         self.app.timer(s.timer_scan_interval)(self._scan_timers)
         if s.uses_generations:
             self.app.task(self._watch_generation)
+        keep_member_id(self.app, s)
         self._due: dict[bytes, int] = {}
         self.rereader = Rereader(self.app, self.table,
                                  {s.topic("commands"), s.topic("step-events")},
@@ -296,6 +298,7 @@ def run_worker(settings: Settings) -> None:
     """Run one worker until SIGTERM/SIGINT (`runledger worker`)."""
     if settings.uses_generations:
         settings = generations.resolve_blocking(settings)
+    leave_stale(settings, worker_app_id(settings))  # before this worker joins
     worker = ExecutionWorker(settings)
     faust.Worker(
         worker.app, loglevel=settings.log_level.lower(), quiet=True, override_logging=False
