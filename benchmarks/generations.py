@@ -114,7 +114,9 @@ async def _load(base_url: str, executions: int, per_batch: int, prefix: str,
         deadline = time.monotonic() + 300
         while True:
             g = (await client.get("/api/v1/stats/realtime")).json()["data"]["generation"]
-            below = g["records"] < g["max_records"] and g["broker_mb"] < g["max_broker_mb"]
+            known = g["records"] is not None and g["broker_mb"] is not None  # not mid-switch
+            below = (known and g["records"] < g["max_records"]
+                     and g["broker_mb"] < g["max_broker_mb"])  # fmt: skip
             if below or time.monotonic() > deadline:
                 break
             await asyncio.sleep(2)
