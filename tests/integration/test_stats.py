@@ -307,6 +307,33 @@ async def test_workflow_statistics_match_the_hand_figures(clickhouse: ClickHouse
     assert later["runs"] == 4 and later["to"] == iso_ms(T0 + 3_600_000)
 
 
+async def test_an_execution_counts_under_the_workflow_a_start_command_gave_it(
+    clickhouse: ClickHouse, db: str
+):
+    """Reported under wf_first, failed, retried, then given wf_second by a start command
+    and succeeded: each workflow's statistics show it where it is now, and only there."""
+    h = History("moved", workflow_id="wf_first")
+    h.add("execution_started", T0 + 30_000, mode="tracked", workflow_id="wf_first")
+    _step(h, T0 + 30_000, "A", ERP, 100, "step_failed", error="boom", error_type="Boom")
+    h.add("execution_completed", T0 + 30_200, status="failed")
+    first = len(h.events)
+    h.add("execution_resumed", T0 + 31_000, command="retry")
+    h.add("execution_updated", T0 + 31_000, mode="tracked", workflow_id="wf_second")
+    h.add("step_started", T0 + 31_000, "A", system="ERP", attempt=2)
+    h.add("step_succeeded", T0 + 31_300, "A", system="ERP", attempt=2)
+    h.add("execution_completed", T0 + 31_400, status="succeeded")
+
+    async def runs(workflow: str) -> tuple[int, int, int]:
+        got = await stats.workflow_stats(clickhouse, workflow, Filters(**WINDOW), database=db)
+        return got["runs"], got["succeeded"], got["failed"]
+
+    await BatchWriter(clickhouse, db).write(h.events[:first])
+    assert await runs("wf_first") == (1, 0, 1)
+    await BatchWriter(clickhouse, db).write(h.events[first:])
+    assert await runs("wf_first") == (0, 0, 0)
+    assert await runs("wf_second") == (1, 1, 0)
+
+
 async def test_system_and_module_statistics(clickhouse: ClickHouse, db: str):
     got = await stats.group_stats(clickhouse, "system", Filters(**WINDOW), database=db)
     items = {i["system"]: i for i in got["items"]}
