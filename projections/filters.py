@@ -62,8 +62,7 @@ class Filters(BaseModel):
         return "_".join(parts) or "all"
 
 
-def window_condition(f: Filters, column: str, sql: list[str], params: dict[str, Any]) -> None:
-    """Appends to ``sql`` the window of ``f`` over ``column`` (parameters f_since, f_until)."""
+def _window(f: Filters, column: str, sql: list[str], params: dict[str, Any]) -> None:
     if f.since_ms is not None:
         sql.append(f"{column} >= fromUnixTimestamp64Milli({{f_since:Int64}}, 'UTC')")
         params["f_since"] = f.since_ms
@@ -110,7 +109,7 @@ def executions_where(f: Filters, db: str) -> tuple[str, dict[str, Any]]:
     elif f.error_type is not None:  # or the execution's own final error
         sql[-1] = f"({sql[-1]} OR error_type = {{f_error_type:String}})"
     _with_labels(f, sql, params)
-    window_condition(f, "started_at", sql, params)
+    _window(f, "started_at", sql, params)
     return " AND ".join(sql), params
 
 
@@ -125,5 +124,5 @@ def records_where(f: Filters, db: str) -> tuple[str, dict[str, Any]]:
         _with_labels(f, inner, params)
         sql.append(f"execution_id IN (SELECT execution_id FROM {db}.executions_by_time FINAL "
                    f"WHERE {' AND '.join(inner)})")  # fmt: skip
-    window_condition(f, "started_at", sql, params)
+    _window(f, "started_at", sql, params)
     return " AND ".join(sql), params

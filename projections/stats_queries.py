@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from projections.clickhouse import ClickHouse
-from projections.filters import Filters, executions_where, window_condition
+from projections.filters import Filters, executions_where
 
 Group = Literal["workflow", "system", "module"]
 FINISHED = ("succeeded", "failed", "stopped")
@@ -41,7 +41,6 @@ class Scope:
     exec_where: str  # over executions_by_time (finished ones only)
     attempt_where: str  # also over the ARRAY JOINed attempts (a_*)
     params: dict[str, Any]
-    prewhere: str = ""  # narrows the rows before FINAL merges them (``_of_workflow``)
 
 
 def scope(f: Filters, db: str, group: Group) -> Scope:
@@ -59,26 +58,7 @@ def scope(f: Filters, db: str, group: Group) -> Scope:
         where += " AND grp = {f_system:String}"
     if group == "module" and f.module is not None:
         where += " AND grp = {f_module:String}"
-    return Scope(db, group, where, " AND ".join(attempts), params, _of_workflow(f, db))
-
-
-def _of_workflow(f: Filters, db: str) -> str:
-    """With a workflow: only the executions ``executions_by_status`` holds under it, finished
-    (and in the status and window asked), go into FINAL: a twentieth of a day's rows at 20
-    workflows, where FINAL and the ARRAY JOIN would otherwise take every workflow's. A
-    PREWHERE filters rows before FINAL picks each key's newest: sound on ``execution_id``,
-    part of every row's key, and not on ``workflow_id``, which a start command can still
-    set on a reported execution (``executions_by_status`` retracts the old placement).
-    The parameters are those ``executions_where`` bound."""
-    if f.workflow_id is None:
-        return ""
-    inner = ["tenant = {f_tenant:String}", "workflow_id = {f_workflow_id:String}",
-             "status IN {finished:Array(String)}"]  # fmt: skip
-    if f.status is not None:
-        inner.append("status = {f_status:String}")
-    window_condition(f, "started_at", inner, {})
-    return (f"PREWHERE execution_id IN (SELECT execution_id FROM {db}.executions_by_status "
-            f"FINAL WHERE {' AND '.join(inner)})")
+    return Scope(db, group, where, " AND ".join(attempts), params)
 
 
 async def execution_rows(
@@ -98,8 +78,7 @@ async def execution_rows(
         "countIf(status = 'failed') AS failed, countIf(status = 'stopped') AS stopped, "
         f"avg(duration_ms) AS avg_ms, {_QUANTILES}(duration_ms) AS q, "
         "ifNull(sum(duration_ms), 0) AS dur_sum "
-        f"FROM {sc.db}.executions_by_time FINAL {array_join} {sc.prewhere} "
-        f"WHERE {sc.exec_where} "
+        f"FROM {sc.db}.executions_by_time FINAL {array_join} WHERE {sc.exec_where} "
         f"GROUP BY grp{', bucket' if bucket else ''} ORDER BY grp{', bucket' if bucket else ''}",
         params,
     )
@@ -147,7 +126,7 @@ async def attempt_rows(
         "toUnixTimestamp64Milli(max(coalesce(x_finished_at, x_started_at))) AS last, "
         "argMaxIf(x_error, coalesce(x_finished_at, x_started_at), x_error IS NOT NULL) "
         f"AS example FROM {sc.db}.executions_by_time FINAL "
-        f"{_attempts(sc, _ATTEMPT_ARRAYS, _NTH)} {sc.prewhere} WHERE {sc.attempt_where} "
+        f"{_attempts(sc, _ATTEMPT_ARRAYS, _NTH)} WHERE {sc.attempt_where} "
         "GROUP BY GROUPING SETS ((grp, step_id), (grp), (grp, err)) "
         "SETTINGS group_by_use_nulls = 1",
         sc.params,
