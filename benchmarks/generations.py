@@ -5,13 +5,15 @@ executions (10 step events each, then execution_completed unless --unfinished; b
 of 1,000) as fast as it takes them. Afterwards: every switch's step timings (from the
 API's log), the broker's RSS, fetch latency on the current events topic against a fresh
 topic, how long a worker stopped by SIGTERM and by SIGKILL takes to apply work again
-(Faust's table recovery times from the log), and, with the product stopped, that every
-execution's events are in ClickHouse, gapless. Last line `BENCH {json}`."""
+(the table load times from the log), fetch latency on the current generation sampled
+during the load, and, with the product stopped, that every execution's events are in
+ClickHouse, gapless. Last line `BENCH {json}`."""
 
 from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -74,10 +76,35 @@ def _pids(needle: str, kafka_port: int) -> list[int]:
     return out
 
 
-async def _load(base_url: str, executions: int, per_batch: int, prefix: str,
-                finish: bool) -> dict:  # fmt: skip
+async def _sample_fetches(settings: Settings, client: httpx.AsyncClient, every: float,
+                          out: list[dict], stop: asyncio.Event) -> None:  # fmt: skip
+    """Every ``every`` s: fetch latency on the current generation's events partition 0 and
+    its size, to show the cost growing within a generation and falling at a switch."""
+    while not stop.is_set():
+        g = (await client.get("/api/v1/stats/realtime")).json()["data"]["generation"]
+        gen = settings.at_generation(g["number"])
+        topic = gen.topic("events")
+        try:
+            end = (await generations.end_offsets(gen, [topic])).get(TopicPartition(topic, 0), 0)
+            if end:
+                times, raw = await fetch_latencies(gen, topic, [random.randrange(end)
+                                                                for _ in range(50)])  # fmt: skip
+                out.append({"generation": g["number"], "partition0_records": end,
+                            "fetch_p99_ms": pct(times, 0.99), "raw_fetch_p99_ms": pct(raw, 0.99)})
+        except Exception:  # noqa: BLE001 - a switch deleted the topic meanwhile
+            pass
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
+
+
+async def _load(base_url: str, settings: Settings, executions: int, per_batch: int,
+                prefix: str, finish: bool, sample_every: float) -> dict:  # fmt: skip
     """Post every execution's events; wait until they are applied."""
     async with httpx.AsyncClient(base_url=base_url, timeout=120) as client:
+        samples: list[dict] = []
+        stop = asyncio.Event()
+        sampler = asyncio.create_task(_sample_fetches(settings, client, sample_every, samples,
+                                                      stop))  # fmt: skip
         sem = asyncio.Semaphore(4)
         slowest = 0.0
 
@@ -120,9 +147,11 @@ async def _load(base_url: str, executions: int, per_batch: int, prefix: str,
             if below or time.monotonic() > deadline:
                 break
             await asyncio.sleep(2)
+        stop.set()
+        await sampler
     return {"accept_s": round(accept_s, 1), "total_s": round(total_s, 1),
             "events_per_s": round(executions * STEPS * 2 / total_s),
-            "slowest_request_s": round(slowest, 2), "final": g}
+            "slowest_request_s": round(slowest, 2), "final": g, "fetch_samples": samples}
 
 
 async def _fetch(settings: Settings) -> dict:
@@ -237,6 +266,8 @@ def main(
     unfinished: bool = typer.Option(
         False, help="never report execution_completed: every execution stays unfinished "
         "(the worst case: each switch restores all of them)"),
+    sample_every: float = typer.Option(
+        60, help="seconds between fetch samples on the current generation during the load"),
 ) -> None:
     executions = events // (STEPS * 2)
     print(f"machine: {machine()}; {executions:,} executions, {events:,} step events, "
@@ -247,10 +278,15 @@ def main(
     with running_product(**env) as (settings, base_url):
         data_dir = settings.data_dir
         kafka_port = int(settings.bootstrap.rsplit(":", 1)[1])
-        load = asyncio.run(_load(base_url, executions, batch // (STEPS * 2), "soak",
-                                 not unfinished))  # fmt: skip
+        load = asyncio.run(_load(base_url, settings, executions, batch // (STEPS * 2), "soak",
+                                 not unfinished, sample_every))  # fmt: skip
         gen = load["final"]["number"]
+        samples = load.pop("fetch_samples")
         print(f"load: {json.dumps(load)}")
+        for sample in samples:
+            print(f"during the load: generation {sample['generation']}, partition 0 at "
+                  f"{sample['partition0_records']:,} records: fetch p99 "
+                  f"{sample['fetch_p99_ms']} ms (raw {sample['raw_fetch_p99_ms']})")
         [broker_pid] = _pids("tansu", kafka_port) or [0]
         rss = broker_rss_mb(broker_pid) if broker_pid else None
         fetch = asyncio.run(_fetch(settings.at_generation(gen)))
@@ -276,7 +312,7 @@ def main(
               "table_recovery_s": recoveries, **check,
               **{k: load[k] for k in ("events_per_s", "accept_s", "total_s",
                                       "slowest_request_s")},
-              "switch_timings": switches}  # fmt: skip
+              "switch_timings": switches, "fetch_samples": samples}  # fmt: skip
     print("BENCH " + json.dumps(result, separators=(",", ":")))
 
 
