@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import (
@@ -52,6 +53,18 @@ DECIDE_SECONDS = Histogram("runledger_decide_seconds", "decide() latency per mes
 EVENTS = Counter("runledger_events_total", "Events emitted by the workers", ["event_type"])
 STEP_OUTCOMES = Counter("runledger_step_outcomes_total", "Step attempts that ended",
                         ["outcome", "error_type"])  # fmt: skip
+
+
+def count_events(events: Iterable[Any]) -> None:
+    """A worker's emitted events (``streams.contracts.Event``) by type, and the step
+    attempts that ended, by outcome and error type."""
+    for e in events:
+        EVENTS.labels(e.event_type).inc()
+        if e.event_type in ("step_succeeded", "step_failed"):
+            STEP_OUTCOMES.labels(e.event_type.removeprefix("step_"),
+                                 str(e.data.get("error_type") or "")).inc()  # fmt: skip
+
+
 DEAD_LETTERS = Counter("runledger_dead_letters_total", "Messages parked as dead letters")
 CONSUMER_LAG = Gauge("runledger_consumer_lag", "Records behind the partition's end",
                      ["group", "topic", "partition"], multiprocess_mode="livemax")  # fmt: skip

@@ -26,7 +26,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from runledger import generations
 from runledger.kafka import COMPRESSION, changelog_topic, patch_broker_quirks, worker_app_id
-from runledger.metrics import DEAD_LETTERS, DECIDE_SECONDS, EVENTS, STEP_OUTCOMES
+from runledger.metrics import DEAD_LETTERS, DECIDE_SECONDS, count_events
 from runledger.settings import Settings
 from streams.admission_actor import KEY as QUEUE_KEY
 from streams.admission_actor import AdmissionActor
@@ -44,7 +44,7 @@ from streams.contracts import (
 )
 from streams.cursor import admit, cursor_key, is_cursor_key
 from streams.machine import MachineConfig, Message, decide, next_due_at
-from streams.membership import keep_member_id, leave_stale
+from streams.membership import take_over_membership
 from streams.preload import PreloadedMemoryStore
 from streams.rereader import Rereader
 from streams.state import ExecutionState
@@ -59,15 +59,6 @@ REINDEX_CHUNK = 1000
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def _count(events: list[Event]) -> None:
-    """Events by type, and the step attempts that ended (by outcome and error type)."""
-    for e in events:
-        EVENTS.labels(e.event_type).inc()
-        if e.event_type in ("step_succeeded", "step_failed"):
-            STEP_OUTCOMES.labels(e.event_type.removeprefix("step_"),
-                                 str(e.data.get("error_type") or "")).inc()  # fmt: skip
 
 
 class ExecutionWorker:
@@ -120,7 +111,7 @@ class ExecutionWorker:
         self.app.timer(s.timer_scan_interval)(self._scan_timers)
         if s.uses_generations:
             self.app.task(self._watch_generation)
-        keep_member_id(self.app, s)
+        take_over_membership(self.app, s)  # before Faust joins the group
         self._due: dict[bytes, int] = {}
         self.rereader = Rereader(self.app, self.table,
                                  {s.topic("commands"), s.topic("step-events")},
@@ -178,7 +169,7 @@ class ExecutionWorker:
                 tasks.extend(decision.tasks)
                 outbound.extend(decision.messages)
             if out:
-                _count(out)
+                count_events(out)
                 body = EventsMessage(events=tuple(out)).model_dump_json().encode()
                 acks.append(await self.events.send(key=eid.encode(), value=body, force=True))
             for task in tasks:
@@ -298,7 +289,6 @@ def run_worker(settings: Settings) -> None:
     """Run one worker until SIGTERM/SIGINT (`runledger worker`)."""
     if settings.uses_generations:
         settings = generations.resolve_blocking(settings)
-    leave_stale(settings, worker_app_id(settings))  # before this worker joins
     worker = ExecutionWorker(settings)
     faust.Worker(
         worker.app, loglevel=settings.log_level.lower(), quiet=True, override_logging=False

@@ -81,11 +81,14 @@ async def _leave(bootstrap: str, group: str, member_id: str) -> str | None:
         await client.close()
 
 
-def keep_member_id(app: Any, settings: Settings) -> None:
-    """After every assignment, write ``app``'s member id where its replacement looks."""
+def take_over_membership(app: Any, settings: Settings) -> None:
+    """Before ``app`` joins its group: end the membership the previous worker of this
+    index left behind, then keep ``app``'s member id, after every assignment, where the
+    next one looks."""
     path = member_file(settings, app.conf.id)
     if path is None:
         return
+    leave_stale(settings, app.conf.id)
 
     async def on_assigned(_sender: Any, _assigned: Any, **_kw: Any) -> None:
         try:  # Faust's consumer thread holds the aiokafka consumer; no public accessor
