@@ -256,6 +256,27 @@ _V10 = [
     """,
 ]
 
+# Error statistics read the failed attempts only, a tenth of them or fewer; through the
+# attempt arrays they read and joined every attempt's message and timestamps. These are
+# the failed attempts' own arrays (``f_*``, ``at`` = finish, else start), computed by
+# ClickHouse from the ``a_*`` arrays at insert, and for the rows already stored here.
+_FAILED = "arrayFilter((v, s) -> s = 'failed', {values}, a_status)"
+_V11 = [
+    *(f"ALTER TABLE {{db}}.executions_by_time ADD COLUMN IF NOT EXISTS f_{name} {kind} "
+      f"MATERIALIZED {_FAILED.format(values=values)}"
+      for name, kind, values in (
+          ("step_id", "Array(LowCardinality(String))", "a_step_id"),
+          ("system", _LC_ARRAY, "a_system"),
+          ("module", _LC_ARRAY, "a_module"),
+          ("error_type", _LC_ARRAY, "a_error_type"),
+          ("error", "Array(Nullable(String))", "a_error"),
+          ("at", f"Array({TS})", "arrayMap((f, s) -> coalesce(f, s), a_finished_at, a_started_at)"),
+      )),
+    *(f"ALTER TABLE {{db}}.executions_by_time MATERIALIZE COLUMN f_{name} "
+      "SETTINGS mutations_sync = 2"
+      for name in ("step_id", "system", "module", "error_type", "error", "at")),
+]  # fmt: skip
+
 # (version, statements, refold): a refold migration adds a derived table that a rebuild
 # from `events` fills (projections.rebuild), before the version is recorded.
 MIGRATIONS: list[tuple[int, list[str], bool]] = [
@@ -269,4 +290,5 @@ MIGRATIONS: list[tuple[int, list[str], bool]] = [
     (8, _V8, False),
     (9, _V9, False),
     (10, _V10, True),
+    (11, _V11, False),
 ]

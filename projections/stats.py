@@ -38,7 +38,7 @@ from projections.clickhouse import ClickHouse, identifier
 from projections.filters import Filters
 from projections.queue_stats import EMPTY, execution_queue_wait, queue_wait_by
 from projections.schema import DEFAULT_DATABASE
-from projections.stats_queries import Group, attempt_rows, execution_rows, scope
+from projections.stats_queries import Group, error_rows, execution_rows, scope, step_rows
 from projections.tracking import _iso, _number, default_window
 
 Interval = Literal["minute", "hour", "day"]
@@ -124,8 +124,8 @@ async def _grouped(
     of its executions' durations."""
     sc = scope(f, identifier(database), group)
     series = [execution_rows(ch, sc, INTERVAL_MS[interval])] if interval else []
-    run_rows, (step_list, error_list), *bucket_rows = await asyncio.gather(
-        execution_rows(ch, sc), attempt_rows(ch, sc), *series
+    run_rows, step_list, error_list, *bucket_rows = await asyncio.gather(
+        execution_rows(ch, sc), step_rows(ch, sc), error_rows(ch, sc), *series
     )  # the statements run side by side on the reader threads
     runs = {str(r["grp"]): r for r in run_rows}
     steps, errors = _by_key(step_list), _by_key(error_list)

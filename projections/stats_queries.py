@@ -1,9 +1,10 @@
 """The SQL behind ``projections.stats``: per key, the executions' figures and the attempts'.
 
-The key (``grp``) is '' for one workflow, the system or the module otherwise. Both
-queries read the finished executions of the selection from ``executions_by_time``: the
+The key (``grp``) is '' for one workflow, the system or the module otherwise. Each
+query reads the finished executions of the selection from ``executions_by_time``: the
 execution-level figures from its columns, the step-level ones from its attempt arrays
-(``a_*``, ARRAY JOIN: one row per attempt that ran), so no query joins another table.
+(``a_*``, ARRAY JOIN: one row per attempt that ran), the errors from its failed
+attempts' arrays (``f_*``), so no query joins another table.
 Parameters are bound, and only fixed fragments from this module are spliced.
 """
 
@@ -84,55 +85,50 @@ async def execution_rows(
     )
 
 
-def _attempts(sc: Scope, arrays: tuple[str, ...], *extra: str) -> str:
+def _attempts(sc: Scope, prefix: str, arrays: tuple[str, ...], *extra: str) -> str:
     """ARRAY JOIN of the attempt arrays a query reads (and its key and filters), each
-    element named ``x_<name>`` for ``a_<name>``: the arrays keep their own names."""
+    element named ``x_<name>`` for ``<prefix><name>``: the arrays keep their own names."""
     needed = {"step_id", *arrays}
     if sc.group != "workflow":
         needed.add(sc.group)
     needed.update(a for a in ("system", "module") if f"x_{a}" in sc.attempt_where)
-    return "ARRAY JOIN " + ", ".join([*(f"a_{a} AS x_{a}" for a in sorted(needed)), *extra])
+    return "ARRAY JOIN " + ", ".join([*(f"{prefix}{a} AS x_{a}" for a in sorted(needed)), *extra])
 
 
-_ATTEMPT_ARRAYS = ("status", "duration_ms", "wait_ms", "error_type", "error", "finished_at",
-                   "started_at")
-# grouping(step_id, err), standard bits (1: not in the set's key): 1 per step, 2 per error
-# type, 3 the key's total.
-_PER_STEP, _PER_ERROR, _TOTAL = 1, 2, 3
-
-
-async def attempt_rows(
-    ch: ClickHouse, sc: Scope
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The attempts' figures, in one pass over the selection (one FINAL, one ARRAY JOIN).
-
-    Steps: per key and step (``step_id`` None: the key's total), the executions the step
-    ran in (its first attempt in each: ``x_nth`` = 1; the total's ``runs`` means nothing),
-    attempts, failed attempts, attempt-duration avg, percentiles and sum, and queue wait
-    (scheduled → started of the attempts a step executor was handed: ``wait_n`` samples,
-    ``wait_avg``, ``wait_p95``). All attempts of a step share its system and module, so
-    a filter on those keeps all of a step's attempts in an execution or none.
-    Errors: per key and error type of the failed attempts (``type``), count (``n``), the
-    last one and the latest message, most frequent first."""
-    rows = await ch.query(
+async def step_rows(ch: ClickHouse, sc: Scope) -> list[dict[str, Any]]:
+    """Per key and step (``step_id`` None: the key's total), over the attempts that ran:
+    the executions the step ran in (its first attempt in each: ``x_nth`` = 1; the total's
+    ``runs`` means nothing), attempts, failed attempts, attempt-duration avg, percentiles
+    and sum, and queue wait (scheduled → started of the attempts a step executor was
+    handed: ``wait_n`` samples, ``wait_avg``, ``wait_p95``). All attempts of a step share
+    its system and module, so a filter on those keeps all of a step's attempts in an
+    execution or none."""
+    arrays = ("status", "duration_ms", "wait_ms")
+    return await ch.query(
         f"SELECT {_STEP_KEY[sc.group]} AS grp, x_step_id AS step_id, "
-        "if(x_status = 'failed', ifNull(x_error_type, 'Unknown'), NULL) AS err, "
-        "grouping(step_id, err) AS g, "
         "countIf(x_nth = 1) AS runs, count() AS attempts, "
         "countIf(x_status = 'failed') AS failed_attempts, avg(x_duration_ms) AS avg_ms, "
         f"{_QUANTILES}(x_duration_ms) AS q, ifNull(sum(x_duration_ms), 0) AS dur_sum, "
         "count(x_wait_ms) AS wait_n, avg(x_wait_ms) AS wait_avg, "
-        "quantileExactInclusive(0.95)(x_wait_ms) AS wait_p95, "
-        "toUnixTimestamp64Milli(max(coalesce(x_finished_at, x_started_at))) AS last, "
-        "argMaxIf(x_error, coalesce(x_finished_at, x_started_at), x_error IS NOT NULL) "
-        f"AS example FROM {sc.db}.executions_by_time FINAL "
-        f"{_attempts(sc, _ATTEMPT_ARRAYS, _NTH)} WHERE {sc.attempt_where} "
-        "GROUP BY GROUPING SETS ((grp, step_id), (grp), (grp, err)) "
+        "quantileExactInclusive(0.95)(x_wait_ms) AS wait_p95 "
+        f"FROM {sc.db}.executions_by_time FINAL {_attempts(sc, 'a_', arrays, _NTH)} "
+        f"WHERE {sc.attempt_where} GROUP BY GROUPING SETS ((grp, step_id), (grp)) "
         "SETTINGS group_by_use_nulls = 1",
         sc.params,
     )
-    steps = [r for r in rows if r["g"] in (_PER_STEP, _TOTAL)]
-    errors = [{**r, "type": r["err"], "n": r["attempts"]} for r in rows
-              if r["g"] == _PER_ERROR and r["err"] is not None]  # fmt: skip
-    errors.sort(key=lambda e: (str(e["grp"]), -int(e["n"]), str(e["type"])))
-    return steps, errors
+
+
+async def error_rows(ch: ClickHouse, sc: Scope) -> list[dict[str, Any]]:
+    """Per key and error type of the failed attempts (``type``, 'Unknown' when none was
+    reported): count (``n``), the last one (``last``, its finish) and the latest message
+    (``example``); most frequent first. Reads the failed attempts' own arrays (``f_*``)."""
+    arrays = ("error_type", "error", "at")
+    return await ch.query(
+        f"SELECT {_STEP_KEY[sc.group]} AS grp, ifNull(x_error_type, 'Unknown') AS type, "
+        "count() AS n, toUnixTimestamp64Milli(max(x_at)) AS last, "
+        "argMaxIf(x_error, x_at, x_error IS NOT NULL) AS example "
+        f"FROM {sc.db}.executions_by_time FINAL {_attempts(sc, 'f_', arrays)} "
+        f"WHERE {sc.attempt_where} AND notEmpty(f_at) "
+        "GROUP BY grp, type ORDER BY grp, n DESC, type",
+        sc.params,
+    )

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import pytest
 
-from projections import realtime, search, stats, tracking
+from projections import realtime, schema, search, stats, tracking
 from projections.clickhouse import ClickHouse
 from projections.filters import Filters
 from projections.writer import BatchWriter
@@ -369,6 +369,43 @@ async def test_system_and_module_statistics(clickhouse: ClickHouse, db: str):
                                  "avg_duration_ms": 100.0}]
     none = await stats.group_stats(clickhouse, "module", Filters(tenant="x"), database=db)
     assert none["items"] == []
+
+
+async def test_errors_keep_their_figures_through_the_upgrade_that_adds_failed_attempts(
+    clickhouse: ClickHouse, db: str
+):
+    """Error figures read the failed attempts' own arrays (migration 11). A database whose
+    executions were stored before them gets them on migrate: the same errors, also for
+    a step filter, and for the executions written after it."""
+    ch = clickhouse
+    columns = ("step_id", "system", "module", "error_type", "error", "at")
+    for name in columns:
+        await ch.command(f"ALTER TABLE {db}.executions_by_time DROP COLUMN f_{name}")
+    await ch.command(f"DELETE FROM {db}.schema_migrations WHERE version = 11")
+    assert await schema.migrate(ch, db) == [11]
+
+    got = await stats.workflow_stats(ch, "wf_s", Filters(**WINDOW), database=db)
+    assert [(e["error_type"], e["count"], e["last_occurrence"], e["example"])
+            for e in got["errors"]] == [
+        ("Timeout", 2, iso_ms(T0 + 3700), "crm timed out again"),
+        ("Http500", 1, iso_ms(T0 + 5150), "erp returned 500"),
+    ]  # fmt: skip
+    only_a = await stats.workflow_stats(ch, "wf_s", Filters(step_id="A", **WINDOW), database=db)
+    assert [(e["error_type"], e["count"], e["share"]) for e in only_a["errors"]] == [
+        ("Http500", 1, 1.0)]  # fmt: skip
+
+    late = History("e7", workflow_id="wf_s")  # stored after the upgrade
+    late.add("execution_started", T0 + 8000, mode="tracked", workflow_id="wf_s")
+    _step(late, T0 + 8000, "A", ERP, 50, "step_failed", error_type="Http500",
+          error="erp returned 502")
+    late.add("execution_completed", T0 + 8100, status="failed")
+    await BatchWriter(ch, db).write(late.events)
+    got = await stats.workflow_stats(ch, "wf_s", Filters(**WINDOW), database=db)
+    assert [(e["error_type"], e["count"], e["last_occurrence"], e["example"])
+            for e in got["errors"]] == [
+        ("Http500", 2, iso_ms(T0 + 8050), "erp returned 502"),
+        ("Timeout", 2, iso_ms(T0 + 3700), "crm timed out again"),
+    ]  # fmt: skip
 
 
 async def test_realtime_figures(clickhouse: ClickHouse, db: str):
