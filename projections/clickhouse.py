@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 READERS = 3  # reader threads: two statements of one answer at once, plus one more caller
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Every session's defaults. ClickHouse JIT-compiles an aggregation on its third use: the
+# fourth workflow statistics answer of a process took 140 ms instead of 30, and the
+# compiled ones were no faster (1 M executions, medians 29.8-32.2 ms either way).
+DEFAULT_SETTINGS: dict[str, Any] = {"compile_aggregate_expressions": 0}
 
 
 def identifier(name: str) -> str:
@@ -44,7 +48,7 @@ class ClickHouse:
         self, dsn: str, *, settings: Mapping[str, Any] | None = None, readers: int = READERS
     ) -> None:
         self.dsn = dsn
-        self._settings = dict(settings or {})
+        self._settings = {**DEFAULT_SETTINGS, **(settings or {})}
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="clickhouse-write")
         self._reader = ThreadPoolExecutor(readers, thread_name_prefix="clickhouse-read")
         self._readers = readers
