@@ -7,3 +7,4 @@ from __future__ import annotations
 DEDUP = "SETTINGS non_replicated_deduplication_window = 1000"
 TS = "DateTime64(3, 'UTC')"  # every time column
 LC_NULL = "LowCardinality(Nullable(String))"
+LC_ARRAY = f"Array({LC_NULL})"

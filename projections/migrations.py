@@ -11,8 +11,9 @@ never edited: a change is a new version. Every table has
 
 from __future__ import annotations
 
-from projections.ddl import DEDUP, LC_NULL, TS
+from projections.ddl import DEDUP, LC_ARRAY, LC_NULL, TS
 from projections.definition_tables import V6_WORKFLOWS, V7_STEP_TYPES
+from projections.read_migrations import V9, V10, V11, V12
 
 # The columns `executions` and `executions_by_time` share (each adds its own after them).
 _EXECUTION_COLUMNS = f"""\
@@ -149,7 +150,6 @@ def _rekeyed(ddl: str, key: str, new_key: str) -> str:
 # executions in start order for search, summaries and statistics (projections.by_time).
 # Both are filled from `events` by a rebuild when the migration is applied to a database
 # that has some (a crash before the version is recorded runs it all again).
-_LC_ARRAY = "Array(LowCardinality(Nullable(String)))"
 _V4 = [
     "DROP TABLE IF EXISTS {db}.step_records",
     _rekeyed(_V1[2], "(tenant, execution_id, step_id, attempt)",
@@ -165,13 +165,13 @@ _V4 = [
         error_types Array(String),
         a_step_id Array(LowCardinality(String)),
         a_attempt Array(UInt32),
-        a_system {_LC_ARRAY},
-        a_module {_LC_ARRAY},
+        a_system {LC_ARRAY},
+        a_module {LC_ARRAY},
         a_status Array(LowCardinality(String)),
         a_started_at Array({TS}),
         a_finished_at Array(Nullable({TS})),
         a_duration_ms Array(Nullable(UInt64)),
-        a_error_type {_LC_ARRAY},
+        a_error_type {LC_ARRAY},
         a_error Array(Nullable(String)),
         a_wait_ms Array(Nullable(UInt64)),
         INDEX idx_execution_id execution_id TYPE bloom_filter(0.01) GRANULARITY 1
@@ -224,59 +224,6 @@ _V8 = [
     """,
 ]
 
-# Queue-wait statistics read the few `execution_dequeued` events of a window; the events are
-# keyed by execution, so without this every statistics answer scanned the whole window.
-_V9 = [
-    "ALTER TABLE {db}.events ADD INDEX IF NOT EXISTS idx_event_type event_type TYPE set(64) "
-    "GRANULARITY 1",
-    "ALTER TABLE {db}.events MATERIALIZE INDEX idx_event_type",
-]
-
-# Search pages read one JSON column per execution (`doc`, projections.by_time.search_item)
-# instead of eighteen, and a search for one status of one workflow reads a slice of the key
-# of executions_by_status instead of every execution in a widening time window; the rows of
-# an execution whose status changed are retracted under the old one (`is_deleted`). Both
-# are filled from `events` by the refold. A slice is often a few hundred rows: granules of
-# 256 rows, not 8,192, keep FINAL from reading and merging ten times what it returns.
-_V10 = [
-    "ALTER TABLE {db}.executions_by_time ADD COLUMN IF NOT EXISTS doc String",
-    f"""
-    CREATE TABLE IF NOT EXISTS {{db}}.executions_by_status (
-        tenant LowCardinality(String),
-        status LowCardinality(String),
-        workflow_id LowCardinality(String),
-        started_at {TS},
-        execution_id String,
-        last_seq UInt64,
-        is_deleted UInt8,
-        doc String
-    ) ENGINE = ReplacingMergeTree(last_seq, is_deleted)
-    ORDER BY (tenant, status, workflow_id, started_at, execution_id)
-    {DEDUP}, index_granularity = 256
-    """,
-]
-
-# Error statistics read the failed attempts only, a tenth of them or fewer; through the
-# attempt arrays they read and joined every attempt's message and timestamps. These are
-# the failed attempts' own arrays (``f_*``, ``at`` = finish, else start), computed by
-# ClickHouse from the ``a_*`` arrays at insert, and for the rows already stored here.
-_FAILED = "arrayFilter((v, s) -> s = 'failed', {values}, a_status)"
-_V11 = [
-    *(f"ALTER TABLE {{db}}.executions_by_time ADD COLUMN IF NOT EXISTS f_{name} {kind} "
-      f"MATERIALIZED {_FAILED.format(values=values)}"
-      for name, kind, values in (
-          ("step_id", "Array(LowCardinality(String))", "a_step_id"),
-          ("system", _LC_ARRAY, "a_system"),
-          ("module", _LC_ARRAY, "a_module"),
-          ("error_type", _LC_ARRAY, "a_error_type"),
-          ("error", "Array(Nullable(String))", "a_error"),
-          ("at", f"Array({TS})", "arrayMap((f, s) -> coalesce(f, s), a_finished_at, a_started_at)"),
-      )),
-    *(f"ALTER TABLE {{db}}.executions_by_time MATERIALIZE COLUMN f_{name} "
-      "SETTINGS mutations_sync = 2"
-      for name in ("step_id", "system", "module", "error_type", "error", "at")),
-]  # fmt: skip
-
 # (version, statements, refold): a refold migration adds a derived table that a rebuild
 # from `events` fills (projections.rebuild), before the version is recorded.
 MIGRATIONS: list[tuple[int, list[str], bool]] = [
@@ -288,7 +235,8 @@ MIGRATIONS: list[tuple[int, list[str], bool]] = [
     (6, V6_WORKFLOWS, False),
     (7, V7_STEP_TYPES, False),
     (8, _V8, False),
-    (9, _V9, False),
-    (10, _V10, True),
-    (11, _V11, False),
+    (9, V9, False),
+    (10, V10, True),
+    (11, V11, False),
+    (12, V12, False),
 ]

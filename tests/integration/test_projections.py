@@ -219,6 +219,29 @@ async def test_a_refold_migration_fills_its_table_from_the_events(
         ("exec_erp", "running", "wf_erp"), ("exec_recon", "failed", "wf_recon")]  # fmt: skip
 
 
+async def test_the_regranulating_migration_keeps_every_execution(
+    clickhouse: ClickHouse, database: str
+):
+    """Migration 12 copies `executions` into 256-row granules under the same name: every
+    row version is still there, and reads and writes go on against it."""
+    ch, db = clickhouse, database
+    recon = recon_execution()
+    await _project_and_write(ch, db, [*recon.events[:8], *single_system_execution().events])
+    before = await ch.query(f"SELECT * FROM {db}.executions ORDER BY execution_id, last_seq")
+    await ch.command(f"DELETE FROM {db}.schema_migrations WHERE version = 12")
+    assert await schema.migrate(ch, db) == [12]
+    assert await ch.query(f"SELECT * FROM {db}.executions ORDER BY execution_id, last_seq") \
+        == before
+    ddl = (await ch.query(f"SHOW CREATE TABLE {db}.executions"))[0]["statement"]
+    assert "index_granularity = 256" in ddl
+    tables = {r["name"] for r in await ch.query(
+        "SELECT name FROM system.tables WHERE database = {db:String}", {"db": db})}
+    assert "executions_regranulated" not in tables
+    await BatchWriter(ch, db).write(recon.events[8:])
+    states = await queries.load_states(ch, {"exec_recon"}, database=db)
+    assert states == project(recon.events, {}).states
+
+
 async def test_a_crash_between_the_inserts_is_caught_up_from_the_archive(
     clickhouse: ClickHouse, database: str
 ):
