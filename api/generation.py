@@ -2,7 +2,10 @@
 
 Every ``RUNLEDGER_GENERATION_CHECK_INTERVAL`` seconds the API process counts the records
 in the current generation's topics; past ``RUNLEDGER_GENERATION_MAX_RECORDS`` it moves
-to generation N+1 (runledger/generations.py says why):
+to generation N+1 (runledger/generations.py says why). So does a quiet generation (under
+one new record a second for ``RUNLEDGER_GENERATION_QUIET_SECONDS``) that holds at least
+``RUNLEDGER_GENERATION_QUIET_MIN_RECORDS``: after a burst the broker starts afresh (its
+memory and fetch cost are those of the work left) while nothing waits on it.
 
 1. generation N+1's topics are created: the sign for workers and executors, which stop
    and are started again by the supervisor, in N+1;
@@ -25,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any
@@ -53,7 +57,7 @@ class GenerationInfo:
     restored_records: int = 0  # what the switch itself put there (not counted as growth)
     max_records: int = 0
     switches: int = 0
-    last_switch: dict[str, float | int] | None = None  # step → seconds, plus counts
+    last_switch: dict[str, Any] | None = None  # why ("due"), step → seconds, counts
     # Journal entries at or below this position were read by a worker (their events cite
     # them) when the last switch looked; a switch looks again only above it.
     journal_floor: int = 0
@@ -61,12 +65,18 @@ class GenerationInfo:
     # before its workers have read that far (else a backlog is carried from one to the next).
     restored_ends: dict[Any, int] = field(default_factory=dict)
     leftovers: list[int] = field(default_factory=list)  # older generations found at start
+    reason: str | None = None  # why a switch is due: records, memory, quiet
+    # (monotonic time, records) at each check of this generation, as far back as needed
+    # to tell a quiet one
+    checks: deque[tuple[float, int]] = field(default_factory=deque)
 
     def public(self) -> dict[str, object]:
         out = asdict(self)
         out.pop("journal_floor")
         out.pop("restored_ends")
         out.pop("leftovers")
+        out.pop("checks")
+        out.pop("reason")  # last_switch["due"] says it
         return out
 
 
@@ -105,17 +115,35 @@ async def _settled(ctx: AppContext) -> bool:
 
 
 def _due(ctx: AppContext, records: int) -> bool:
-    """Past either threshold. Records count from what the last switch put there; memory
-    only once the generation has at least doubled since (so a large set of unfinished
-    executions cannot make switches follow each other)."""
     info, s = ctx.generation, ctx.settings
     info.records = records
     info.broker_mb = generations.broker_rss_mb(s)
+    info.reason = due(info, s, records, info.broker_mb, time.monotonic())
+    return info.reason is not None
+
+
+def due(info: GenerationInfo, s: Settings, records: int, rss_mb: float | None,
+        now: float) -> str | None:
+    """Why the generation should move to the next: past the records threshold, past the
+    memory threshold, or quiet; None if not. Records count from what the last switch put
+    there; memory only once the generation has at least doubled since (so a large set of
+    unfinished executions cannot make switches follow each other); quiet only with enough
+    records grown for a fresh start to be worth its restore."""
+    info.checks.append((now, records))
+    while len(info.checks) > 1 and now - info.checks[1][0] >= s.generation_quiet_seconds:
+        info.checks.popleft()  # the oldest check still needed is the one a window back
     grown = records - info.restored_records
     if grown >= s.generation_max_records:
-        return True
-    rss = info.broker_mb
-    return rss is not None and rss >= s.generation_max_broker_mb and grown >= info.restored_records
+        return "records"
+    if rss_mb is not None and rss_mb >= s.generation_max_broker_mb and \
+            grown >= info.restored_records:
+        return "memory"
+    since, then = info.checks[0]
+    if (s.generation_quiet_seconds and now - since >= s.generation_quiet_seconds
+            and records - then < s.generation_quiet_seconds
+            and grown >= s.generation_quiet_min_records):
+        return "quiet"
+    return None
 
 
 async def switch_generation(ctx: AppContext) -> dict[str, float | int]:
@@ -123,9 +151,10 @@ async def switch_generation(ctx: AppContext) -> dict[str, float | int]:
     new = old.at_generation(old.generation + 1)
     info = ctx.generation
     log.info("generation %d holds %s records (threshold %d), broker memory %s MB (threshold "
-             "%d): moving to generation %d", old.generation, info.records,
+             "%d), due: %s: moving to generation %d", old.generation, info.records,
              old.generation_max_records, info.broker_mb and round(info.broker_mb),
-             old.generation_max_broker_mb, new.generation)  # fmt: skip
+             old.generation_max_broker_mb, info.reason, new.generation)  # fmt: skip
+    due_to = info.reason or "unfinished"  # "unfinished": a switch that failed half way
     steps: dict[str, float | int] = {}
     t0 = time.monotonic()
 
@@ -174,10 +203,12 @@ async def switch_generation(ctx: AppContext) -> dict[str, float | int]:
         await done.stop()  # it has nothing left: generation N was projected to its end
         lap("switch_projector_s")
     info.number, info.switches = new.generation, info.switches + 1
+    info.checks.clear()  # quietness is the new generation's own
+    info.reason = None
     await delete_generations(new, [old.generation])
     lap("delete_old_s")
     steps["total_s"] = round(time.monotonic() - t0, 3)
-    info.last_switch = steps
+    info.last_switch = {"due": due_to, **steps}
     info.records = None
     log.info("now on generation %d (%s)", new.generation, steps)
     return steps

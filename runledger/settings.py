@@ -57,6 +57,16 @@ class Settings(BaseSettings):
         description="the embedded broker's memory (RSS) that starts the next generation",
     )  # fmt: skip
     generation_check_interval: float = 10.0
+    generation_quiet_seconds: float = Field(
+        default=300.0, ge=0,
+        description="a generation that grew by fewer records than this many seconds, over "
+                    "as many seconds, is quiet: it moves to the next once it holds "
+                    "generation_quiet_min_records (0: never for quietness)",
+    )  # fmt: skip
+    generation_quiet_min_records: int = Field(
+        default=100_000, ge=1,
+        description="records a quiet generation must hold for a move to the next",
+    )  # fmt: skip
     generation: int = Field(
         default=0, ge=0, description="the topic generation in use (0: names without one)"
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 import uuid
 from pathlib import Path
 
@@ -140,6 +141,47 @@ def test_a_switch_cut_short_is_finished_by_the_next_api_start(tmp_path: Path):
                 events = _events(api, eid)
                 assert [e["seq"] for e in events] == [1, 2, 3]
                 assert [e["message"] for e in events[1:]] == ["one", "two"]
+            topics = asyncio.run(_topics(p.kafka_port))
+            assert not [t for t in topics if ".g1." in t or "-g1-" in t], topics
+    finally:
+        p.stop()
+
+
+@pytest.mark.slow
+def test_a_quiet_generation_moves_on_after_a_burst(tmp_path: Path):
+    """Reports keep coming, then stop: no switch while they come, then the product moves
+    to generation 2 on its own (due: quiet), every accepted report is there once, and
+    the executions go on there with their seq."""
+    eids = [f"quiet_{uuid.uuid4().hex[:6]}_{i}" for i in range(10)]
+    p = launch(tmp_path, RUNLEDGER_GENERATION_QUIET_SECONDS="3",
+               RUNLEDGER_GENERATION_QUIET_MIN_RECORDS="200",
+               RUNLEDGER_GENERATION_CHECK_INTERVAL="0.5")  # fmt: skip
+    try:
+        p.wait_ready()
+        with httpx.Client(base_url=p.base_url, timeout=60) as api:
+            reporter = Reporter(p.base_url, eids, pause=0.05)
+            reporter.start()
+            try:
+                time.sleep(8)  # hundreds of records a second, for longer than the quiet window
+                busy = _generation(api)
+            finally:
+                accepted = reporter.stop()
+            assert (busy["number"], busy["switches"]) == (1, 0)
+            assert busy["records"] >= 200
+            info = wait_for(lambda: (g := _generation(api))["switches"] >= 1 and g, timeout=60)
+            assert info["number"] == 2 and info["last_switch"]["due"] == "quiet"
+            # each execution: the event that created it, then one per accepted report
+            wait_for(lambda: all(len(_events(api, e)) == accepted[e] + 1 for e in eids),
+                     timeout=60)  # fmt: skip
+            more = [{"event_id": f"{e}-after", "execution_id": e, "event_type": "log",
+                     "timestamp": "2025-09-01T10:00:00Z", "message": "after"} for e in eids]
+            assert api.post("/api/v1/events", json={"events": more}).status_code == 202
+            wait_for(lambda: all(len(_events(api, e)) == accepted[e] + 2 for e in eids),
+                     timeout=60)  # fmt: skip
+            for eid in eids:  # none lost, none doubled, seq gapless across the switch
+                events = _events(api, eid)
+                assert [e["seq"] for e in events] == list(range(1, len(events) + 1)), eid
+                assert events[-1]["message"] == "after"
             topics = asyncio.run(_topics(p.kafka_port))
             assert not [t for t in topics if ".g1." in t or "-g1-" in t], topics
     finally:
