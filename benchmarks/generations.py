@@ -6,7 +6,9 @@ of 1,000) as fast as it takes them. Afterwards: every switch's step timings (fro
 API's log), the broker's RSS, fetch latency on the current events topic against a fresh
 topic, how long a worker stopped by SIGTERM and by SIGKILL takes to apply work again
 (the table load times from the log), fetch latency on the current generation sampled
-during the load, and, with the product stopped, that every execution's events are in
+during the load; then the quiet switch after it (``--quiet-seconds``), the broker's RSS
+and fetch latency on the generation after it (with 1,000 more executions) against a
+fresh topic; and, with the product stopped, that every execution's events are in
 ClickHouse, gapless. Last line `BENCH {json}`."""
 
 from __future__ import annotations
@@ -196,6 +198,34 @@ async def _copy(settings: Settings, source: TopicPartition, target: str, n: int)
     return len(sent)
 
 
+def _after_quiet(base_url: str, settings: Settings, kafka_port: int, quiet_s: float,
+                 finish: bool, before: int) -> dict:  # fmt: skip
+    """After the load (``before`` switches then): wait for the quiet generation to move
+    on, run a small workload on the fresh generation, then its fetch latency against a
+    fresh topic holding a copy of the same records, and the broker's RSS."""
+    t0 = time.perf_counter()
+    with httpx.Client(base_url=base_url, timeout=60) as client:
+        def info() -> dict:
+            return client.get("/api/v1/stats/realtime").json()["data"]["generation"]
+
+        while (g := info())["switches"] == before or g["records"] is None:
+            if time.perf_counter() - t0 > quiet_s + 600:
+                return {"quiet_switch": None}
+            time.sleep(2)
+    waited = round(time.perf_counter() - t0, 1)
+    print(f"quiet switch to generation {g['number']} {waited}s after the load: "
+          f"{g['last_switch']}", flush=True)
+    small = asyncio.run(_load(base_url, settings, 1_000, 50, "after", finish, 3_600))
+    gen = small["final"]["number"]
+    [broker_pid] = _pids("tansu", kafka_port) or [0]
+    rss = broker_rss_mb(broker_pid) if broker_pid else None
+    fetch = asyncio.run(_fetch(settings.at_generation(gen)))
+    print(f"after it and 1,000 more executions: broker RSS {rss} MB; fetch {fetch}", flush=True)
+    return {"quiet_switch_after_s": waited, "quiet_switch": g["last_switch"],
+            "after_quiet_broker_rss_mb": rss,
+            **{f"after_quiet_{k}": v for k, v in fetch.items()}}  # fmt: skip
+
+
 def _worker_restart(base_url: str, kafka_port: int, sig: signal.Signals, finish: bool
                     ) -> float:  # fmt: skip
     """Stop the worker with ``sig`` (the supervisor starts it again); seconds until a new
@@ -268,13 +298,20 @@ def main(
         "(the worst case: each switch restores all of them)"),
     sample_every: float = typer.Option(
         60, help="seconds between fetch samples on the current generation during the load"),
+    quiet_seconds: float = typer.Option(
+        60, help="RUNLEDGER_GENERATION_QUIET_SECONDS (the product's default is 300)"),
+    quiet_min_records: int = typer.Option(
+        10_000, help="RUNLEDGER_GENERATION_QUIET_MIN_RECORDS (the product's default is "
+        "100,000)"),
 ) -> None:
     executions = events // (STEPS * 2)
     print(f"machine: {machine()}; {executions:,} executions, {events:,} step events, "
           f"generation threshold {max_records:,} records or {max_broker_mb} MB", flush=True)
     env = {"RUNLEDGER_GENERATION_MAX_RECORDS": str(max_records),
            "RUNLEDGER_GENERATION_MAX_BROKER_MB": str(max_broker_mb),
-           "RUNLEDGER_GENERATION_CHECK_INTERVAL": "5"}
+           "RUNLEDGER_GENERATION_CHECK_INTERVAL": "5",
+           "RUNLEDGER_GENERATION_QUIET_SECONDS": str(quiet_seconds),
+           "RUNLEDGER_GENERATION_QUIET_MIN_RECORDS": str(quiet_min_records)}
     with running_product(**env) as (settings, base_url):
         data_dir = settings.data_dir
         kafka_port = int(settings.bootstrap.rsplit(":", 1)[1])
@@ -297,6 +334,9 @@ def main(
         kill_s = _worker_restart(base_url, kafka_port, signal.SIGKILL, not unfinished)
         print(f"worker SIGKILL → applying again after {kill_s}s (its replacement sends "
               "LeaveGroup for it: streams/membership.py)", flush=True)
+        # the restarts above take ~35 s, under the quiet window: the switch comes after
+        after = _after_quiet(base_url, settings, kafka_port, quiet_seconds, not unfinished,
+                             load["final"]["switches"])
         recoveries = _recoveries(data_dir.parent / "product.log")
         switches = _switches(data_dir.parent / "product.log")
         for i, steps in enumerate(switches, 2):
@@ -307,12 +347,13 @@ def main(
     result = {"bench": "generations", "machine": machine(), "events": events,
               "finished_executions": not unfinished,
               "executions": executions, "max_records": max_records,
-              "switches": len(switches), "generation": gen, "broker_rss_mb": rss,
+              "switches": len(switches), "switches_during_load": gen - 1, "generation": gen,
+              "broker_rss_mb": rss,
               **fetch, "worker_restart_s": restart_s, "worker_kill_restart_s": kill_s,
               "table_recovery_s": recoveries, **check,
               **{k: load[k] for k in ("events_per_s", "accept_s", "total_s",
                                       "slowest_request_s")},
-              "switch_timings": switches, "fetch_samples": samples}  # fmt: skip
+              "switch_timings": switches, "fetch_samples": samples, **after}  # fmt: skip
     print("BENCH " + json.dumps(result, separators=(",", ":")))
 
 
