@@ -94,10 +94,11 @@ async def watch_generations(ctx: AppContext) -> None:
             if again := await generations.delete_older(ctx.settings):
                 log.info("deleted %s again (a stopping process had asked for them)", again)
             newer = max(await generations.existing_generations(ctx.settings), default=0)
-            # newer: a switch that failed half way, done again
-            if newer > ctx.settings.generation or (
-                    _due(ctx, await generations.records_in(ctx.settings))
-                    and await _settled(ctx)):
+            unfinished = newer > ctx.settings.generation  # a switch that failed half way
+            if unfinished:
+                ctx.generation.reason = None  # done again whatever the last check said
+            if unfinished or (_due(ctx, await generations.records_in(ctx.settings))
+                              and await _settled(ctx)):
                 async with ctx.upkeep:
                     await switch_generation(ctx)
         except asyncio.CancelledError:
