@@ -281,15 +281,26 @@ async def generate(ch: ClickHouse, plan: Plan, batch: int, workers: int) -> dict
             "executions_per_s": round(counts["executions"] / seconds)}  # fmt: skip
 
 
-async def settle(ch: ClickHouse, limit_s: float = 300) -> dict[str, int]:
-    """Wait (up to ``limit_s``) for background merges to finish; active parts per table."""
+async def settle(ch: ClickHouse, limit_s: float = 300, calm_s: float = 30) -> dict[str, int]:
+    """Wait (up to ``limit_s``) for background merges to finish: no merge running and the
+    active parts unchanged for ``calm_s`` (merges are picked every few seconds, so an
+    empty system.merges right after the load is not the end of them); parts per table."""
     deadline = time.monotonic() + limit_s
+    last: dict[str, int] = {}
+    calm_since = time.monotonic()
     while time.monotonic() < deadline:
         rows = await ch.query("SELECT count() AS n FROM system.merges WHERE database = {d:String}",
                               {"d": DB})  # fmt: skip
-        if not int(rows[0]["n"]):
+        parts = await _parts(ch)
+        if int(rows[0]["n"]) or parts != last:
+            last, calm_since = parts, time.monotonic()
+        elif time.monotonic() - calm_since >= calm_s:
             break
         await asyncio.sleep(2)
+    return await _parts(ch)
+
+
+async def _parts(ch: ClickHouse) -> dict[str, int]:
     rows = await ch.query("SELECT table, count() AS n FROM system.parts WHERE database = "
                           "{d:String} AND active GROUP BY table", {"d": DB})  # fmt: skip
     return {r["table"]: int(r["n"]) for r in rows}
