@@ -334,9 +334,12 @@ def main(
         kill_s = _worker_restart(base_url, kafka_port, signal.SIGKILL, not unfinished)
         print(f"worker SIGKILL → applying again after {kill_s}s (its replacement sends "
               "LeaveGroup for it: streams/membership.py)", flush=True)
-        # the restarts above take ~35 s, under the quiet window: the switch comes after
+        # the restarts above take ~35 s, under the quiet window: the switch comes after,
+        # unless it came while the load's last events were still being projected
+        final = load["final"]
+        quiet_already = (final["last_switch"] or {}).get("due") == "quiet"
         after = _after_quiet(base_url, settings, kafka_port, quiet_seconds, not unfinished,
-                             load["final"]["switches"])
+                             final["switches"] - int(quiet_already))
         recoveries = _recoveries(data_dir.parent / "product.log")
         switches = _switches(data_dir.parent / "product.log")
         for i, steps in enumerate(switches, 2):
