@@ -63,8 +63,9 @@ V11 = [
 # by key and decompresses the granule it is in, in every part: ~1,800 rows of the wide
 # `state` with the default granularity. `executions` is copied into a table of 256-row
 # granules (~11 s per million executions) that takes its name. Rows a projector still
-# running elsewhere wrote to the old table meanwhile are copied after the swap; a
-# statement that fails half way leaves the old table in place, and a start does it again.
+# running elsewhere wrote to the old table meanwhile are copied after the swap. After a
+# failure the next start does it all again from the table then named `executions`; one
+# between the swap and that copy loses those rows (`projections rebuild` folds them back).
 V12 = [
     "DROP TABLE IF EXISTS {db}.executions_regranulated",
     "CREATE TABLE {db}.executions_regranulated AS {db}.executions "
