@@ -13,7 +13,6 @@ ClickHouse, gapless. Last line `BENCH {json}`."""
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import contextlib
 import json
@@ -23,7 +22,6 @@ import signal
 import sys
 import time
 import uuid
-from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -34,15 +32,20 @@ from rich.progress import Progress
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._harness import machine, running_product  # noqa: E402
+from benchmarks._soak_probes import (  # noqa: E402
+    fetch_vs_fresh,
+    gapless,
+    pids,
+    switch_timings,
+    table_loads,
+)
 from benchmarks.broker import (  # noqa: E402
     broker_rss_mb,
-    create_topic,
     fetch_latencies,
     pct,
 )
 from benchmarks.ingest import STEPS, _events_for  # noqa: E402
 from runledger import generations  # noqa: E402
-from runledger.kafka import make_consumer, make_producer  # noqa: E402
 from runledger.settings import Settings  # noqa: E402
 
 
@@ -59,23 +62,6 @@ def _reports(eid: str, finish: bool) -> list[dict]:
 def _per_execution(finish: bool) -> int:
     """Events per execution: created, started/succeeded per step, completed."""
     return STEPS * 2 + 1 + int(finish)
-
-
-def _pids(needle: str, kafka_port: int) -> list[int]:
-    """Processes of this product run (by its broker port) whose command line has needle."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            env = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        port_env = f"RUNLEDGER_KAFKA_PORT={kafka_port}".encode()
-        if needle in cmd and (port_env in env or f":{kafka_port}" in cmd):
-            out.append(int(entry.name))
-    return out
 
 
 async def _sample_fetches(settings: Settings, client: httpx.AsyncClient, every: float,
@@ -156,48 +142,6 @@ async def _load(base_url: str, settings: Settings, executions: int, per_batch: i
             "slowest_request_s": round(slowest, 2), "final": g, "fetch_samples": samples}
 
 
-async def _fetch(settings: Settings) -> dict:
-    """Single-record fetches at random offsets of the current events topic's partition 0,
-    and of a fresh topic holding a copy of the same records (sent the way the worker
-    sends them: zstd, linger), on the same broker."""
-    topic = settings.topic("events")
-    ends = await generations.end_offsets(settings, [topic])
-    end = ends.get(TopicPartition(topic, 0), 0)
-    if not end:
-        return {"partition0_records": 0}
-    times, raw = await fetch_latencies(settings, topic, [random.randrange(end)
-                                                         for _ in range(200)])  # fmt: skip
-    fresh = f"bench-fresh-{uuid.uuid4().hex[:6]}"
-    await create_topic(settings, fresh)
-    copied = await _copy(settings, TopicPartition(topic, 0), fresh, min(end, 1_000))
-    ftimes, fraw = await fetch_latencies(settings, fresh,
-                                         [random.randrange(copied) for _ in range(200)])
-    return {"partition0_records": end, "fetch_p50_ms": pct(times, 0.5),
-            "fetch_p99_ms": pct(times, 0.99), "raw_fetch_p99_ms": pct(raw, 0.99),
-            "fresh_records": copied, "fresh_fetch_p50_ms": pct(ftimes, 0.5),
-            "fresh_fetch_p99_ms": pct(ftimes, 0.99), "fresh_raw_fetch_p99_ms": pct(fraw, 0.99)}
-
-
-async def _copy(settings: Settings, source: TopicPartition, target: str, n: int) -> int:
-    consumer = make_consumer(settings, group_id=None)
-    await consumer.start()
-    consumer.assign([source])
-    consumer.seek(source, 0)
-    producer = make_producer(settings)
-    await producer.start()
-    sent = []
-    try:
-        while len(sent) < n:
-            batch = await consumer.getmany(source, max_records=n - len(sent), timeout_ms=5_000)
-            for rec in batch.get(source, []):
-                sent.append(await producer.send(target, rec.value, key=rec.key, partition=0))
-        await asyncio.gather(*sent)
-    finally:
-        await producer.stop()
-        await consumer.stop()
-    return len(sent)
-
-
 def _after_quiet(base_url: str, settings: Settings, kafka_port: int, quiet_s: float,
                  finish: bool, before: int) -> dict:  # fmt: skip
     """After the load (``before`` switches then): wait for the quiet generation to move
@@ -217,9 +161,9 @@ def _after_quiet(base_url: str, settings: Settings, kafka_port: int, quiet_s: fl
           f"{g['last_switch']}", flush=True)
     small = asyncio.run(_load(base_url, settings, 1_000, 50, "after", finish, 3_600))
     gen = small["final"]["number"]
-    [broker_pid] = _pids("tansu", kafka_port) or [0]
+    [broker_pid] = pids("tansu", kafka_port) or [0]
     rss = broker_rss_mb(broker_pid) if broker_pid else None
-    fetch = asyncio.run(_fetch(settings.at_generation(gen)))
+    fetch = asyncio.run(fetch_vs_fresh(settings.at_generation(gen)))
     print(f"after it and 1,000 more executions: broker RSS {rss} MB; fetch {fetch}", flush=True)
     return {"quiet_switch_after_s": waited, "quiet_switch": g["last_switch"],
             "after_quiet_broker_rss_mb": rss,
@@ -230,7 +174,7 @@ def _worker_restart(base_url: str, kafka_port: int, sig: signal.Signals, finish:
                     ) -> float:  # fmt: skip
     """Stop the worker with ``sig`` (the supervisor starts it again); seconds until a new
     execution's events are applied again."""
-    [pid] = _pids("runledger.cli worker", kafka_port)
+    [pid] = pids("runledger.cli worker", kafka_port)
     eid = f"restart_{uuid.uuid4().hex[:8]}"
     t0 = time.perf_counter()
     os.kill(pid, sig)
@@ -241,51 +185,6 @@ def _worker_restart(base_url: str, kafka_port: int, sig: signal.Signals, finish:
                 "data", {}).get("last_seq") != _per_execution(finish):
             time.sleep(0.1)
     return round(time.perf_counter() - t0, 2)
-
-
-def _switches(log_path: Path) -> list[dict]:
-    """Each generation switch's step timings, as the API logged them."""
-    out = []
-    for line in log_path.read_text(errors="replace").splitlines():
-        if '"runledger.api.generation"' in line and "now on generation" in line:
-            msg = json.loads(line)["msg"]
-            out.append(ast.literal_eval(msg[msg.index("(") + 1:msg.rindex(")")]))
-    return out
-
-
-def _recoveries(log_path: Path) -> list[float]:
-    """Seconds each table load took, from the product's log: a worker's bulk preload of its
-    changelog (streams.app.PreloadedMemoryStore), or Faust's own recovery where it ran."""
-    out, began = [], None
-    for line in log_path.read_text(errors="replace").splitlines():
-        if "table preloaded:" in line:
-            msg = json.loads(line)["msg"]
-            out.append(float(msg.rsplit(" in ", 1)[1].rstrip("s")))
-        elif "Restoring state from changelog topics" in line:
-            began = datetime.fromisoformat(json.loads(line)["ts"])
-        elif "Recovery complete" in line and began is not None:
-            out.append(round((datetime.fromisoformat(json.loads(line)["ts"]) - began)
-                             .total_seconds(), 2))  # fmt: skip
-            began = None
-    return out
-
-
-def _gapless(data_dir: Path, executions: int, per_execution: int) -> dict:
-    from projections.clickhouse import ClickHouse
-
-    ch = ClickHouse(f"chdb://{data_dir / 'clickhouse'}")
-    try:
-        rows = asyncio.run(ch.query(
-            "SELECT count() AS n, countIf(c != m OR u != m OR lo != 1) AS broken, "
-            "countIf(m != {per:UInt32}) AS incomplete FROM (SELECT execution_id, "
-            "count() AS c, uniqExact(seq) AS u, max(seq) AS m, min(seq) AS lo "
-            "FROM runledger.events FINAL WHERE execution_id LIKE 'soak\\\\_%' "
-            "GROUP BY execution_id)", {"per": per_execution}))
-    finally:
-        ch.close()
-    r = rows[0]
-    return {"executions_found": int(r["n"]), "expected": executions,
-            "with_gaps_or_doubles": int(r["broken"]), "incomplete": int(r["incomplete"])}
 
 
 def main(
@@ -324,9 +223,9 @@ def main(
             print(f"during the load: generation {sample['generation']}, partition 0 at "
                   f"{sample['partition0_records']:,} records: fetch p99 "
                   f"{sample['fetch_p99_ms']} ms (raw {sample['raw_fetch_p99_ms']})")
-        [broker_pid] = _pids("tansu", kafka_port) or [0]
+        [broker_pid] = pids("tansu", kafka_port) or [0]
         rss = broker_rss_mb(broker_pid) if broker_pid else None
-        fetch = asyncio.run(_fetch(settings.at_generation(gen)))
+        fetch = asyncio.run(fetch_vs_fresh(settings.at_generation(gen)))
         print(f"broker RSS {rss} MB; fetch {fetch}", flush=True)
         restart_s = _worker_restart(base_url, kafka_port, signal.SIGTERM, not unfinished)
         print(f"worker SIGTERM → applying again after {restart_s}s", flush=True)
@@ -340,12 +239,12 @@ def main(
         quiet_already = (final["last_switch"] or {}).get("due") == "quiet"
         after = _after_quiet(base_url, settings, kafka_port, quiet_seconds, not unfinished,
                              final["switches"] - int(quiet_already))
-        recoveries = _recoveries(data_dir.parent / "product.log")
-        switches = _switches(data_dir.parent / "product.log")
+        recoveries = table_loads(data_dir.parent / "product.log")
+        switches = switch_timings(data_dir.parent / "product.log")
         for i, steps in enumerate(switches, 2):
             print(f"switch to generation {i}: {steps}", flush=True)
         print(f"table loads (s): {recoveries}", flush=True)
-    check = _gapless(data_dir, executions, _per_execution(not unfinished))
+    check = gapless(data_dir, executions, _per_execution(not unfinished))
     print(f"archive check: {check}", flush=True)
     result = {"bench": "generations", "machine": machine(), "events": events,
               "finished_executions": not unfinished,
