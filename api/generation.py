@@ -129,7 +129,8 @@ def due(info: GenerationInfo, s: Settings, records: int, rss_mb: float | None,
     memory threshold, or quiet; None if not. Records count from what the last switch put
     there; memory only once the generation has at least doubled since (so a large set of
     unfinished executions cannot make switches follow each other); quiet only with enough
-    records grown for a fresh start to be worth its restore."""
+    records grown for a fresh start to be worth its restore. Records this check in
+    ``info.checks`` (what quietness is judged on), dropping the ones a window back."""
     info.checks.append((now, records))
     while len(info.checks) > 1 and now - info.checks[1][0] >= s.generation_quiet_seconds:
         info.checks.popleft()  # the oldest check still needed is the one a window back
