@@ -23,6 +23,7 @@ from runledger import generations
 from runledger.broker import EmbeddedBroker, pdeathsig_preexec
 from runledger.kafka import create_topics
 from runledger.settings import Settings
+from streams.membership import SLOT_ENV
 
 log = logging.getLogger("runledger.supervisor")
 
@@ -118,9 +119,10 @@ class Supervisor:
     def build_children(self) -> None:
         base = [sys.executable, "-m", "runledger.cli"]
         for i in range(self.workers):
-            env = child_env(self.settings, self.workers, {"RUNLEDGER_WORKER_INDEX": str(i)})
+            env = child_env(self.settings, self.workers, {"RUNLEDGER_WORKER_INDEX": str(i),
+                                                          SLOT_ENV: str(i)})  # fmt: skip
             self.children.append(Child(f"worker-{i}", [*base, "worker"], env))
-        env = child_env(self.settings, self.workers)
+        env = child_env(self.settings, self.workers, {SLOT_ENV: "executor"})
         self.children.append(Child("executor", [*base, "executor"], env))
         self.children.append(Child("api", [*base, "api"], child_env(self.settings, self.workers)))
 

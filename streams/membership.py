@@ -1,13 +1,17 @@
-"""A killed worker's consumer-group membership, ended by the worker that replaces it.
+"""A killed process's consumer-group membership, ended by the process that replaces it.
 
-A worker killed without leaving its group (SIGKILL, OOM) stays a member until its session
-times out: its replacement's JoinGroup waits for the dead member, gets an assignment that
-still counts it, and a second rebalance follows when it expires (~8 s of an 18.6 s SIGKILL
-restart at 1 M events, deploy/CAPACITY.md). A worker started by the supervisor
-(RUNLEDGER_WORKER_INDEX set) writes its member id under the data dir after every
-assignment; the next worker of that index sends LeaveGroup for it before it joins, as the
-dead one would have on a clean stop. A member that already left (SIGTERM) is unknown to
-the coordinator, which answers with an error and nothing else happens.
+A worker or executor killed without leaving its group (SIGKILL, OOM) stays a member until
+its session times out: its replacement's JoinGroup waits for the dead member, gets an
+assignment that still counts it, and a second rebalance follows when it expires (~8 s of
+an 18.6 s SIGKILL restart at 1 M events, deploy/CAPACITY.md). Worse, the embedded broker
+expires a dead member only when the group has other activity: one killed just before a
+generation switch stays in the old generation's group, which nobody joins again, and the
+switch waits for that group to empty. So a process started by the supervisor (which
+sets RUNLEDGER_MEMBER_SLOT: the worker's index, or ``executor``) writes its member id
+under the data dir after every assignment; the next process of that slot sends
+LeaveGroup for every member id found there, of any generation's group, before it joins,
+as the dead one would have on a clean stop. A member that already left (SIGTERM) is
+unknown to the coordinator, which answers with an error and nothing else happens.
 """
 
 from __future__ import annotations
@@ -27,46 +31,57 @@ from runledger.settings import Settings
 log = logging.getLogger(__name__)
 
 LEAVE_TIMEOUT_S = 5.0
+SLOT_ENV = "RUNLEDGER_MEMBER_SLOT"
+
+
+def _folder(settings: Settings) -> Path:
+    return settings.data_dir / "members"
 
 
 def member_file(settings: Settings, group: str) -> Path | None:
-    """Where a supervised worker keeps its member id of ``group``; None when unsupervised
-    (several processes with no index could share a data dir and evict each other)."""
-    index = os.environ.get("RUNLEDGER_WORKER_INDEX")
-    if index is None:
-        return None
-    return settings.data_dir / "worker" / "members" / f"{group}.{index}"
+    """Where a supervised process keeps its member id of ``group``; None when unsupervised
+    (several processes with no slot could share a data dir and evict each other)."""
+    slot = os.environ.get(SLOT_ENV)
+    return None if slot is None else _folder(settings) / f"{group}.{slot}"
 
 
 def remember(path: Path | None, member_id: str) -> None:
-    """Keep ``member_id`` for the replacement of this worker (written whole, then renamed)."""
+    """Keep ``member_id`` for the replacement of this process (written whole, then renamed)."""
     if path is None or not member_id:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(member_id)
     tmp.replace(path)
 
 
-def leave_stale(settings: Settings, group: str) -> None:
-    """End the membership the previous worker of this index left behind, if any."""
-    path = member_file(settings, group)
-    if path is None or not path.exists():
-        return
-    member_id = path.read_text().strip()
-    loop = asyncio.new_event_loop()  # Faust's loop is made after this, and is not this one
-    try:
-        error = loop.run_until_complete(
-            asyncio.wait_for(_leave(settings.bootstrap, group, member_id), LEAVE_TIMEOUT_S))
-    except (kafka_errors.KafkaError, OSError, TimeoutError) as exc:
-        error = repr(exc)
-    finally:
-        loop.close()
-    path.unlink(missing_ok=True)
-    if error is None:
-        log.info("left the group for the previous worker: %s", member_id)
-    else:  # it left by itself, or it expires with its session timeout as before
-        log.info("the previous worker's member %s not left here: %s", member_id, error)
+def stale_members(settings: Settings) -> list[tuple[str, Path]]:
+    """The groups, with their member files, that the previous process of this slot left
+    behind: the current generation's group and any older one's."""
+    slot = os.environ.get(SLOT_ENV)
+    folder = _folder(settings)
+    if slot is None or not folder.is_dir():
+        return []
+    suffix = f".{slot}"
+    return sorted((path.name[: -len(suffix)], path) for path in folder.iterdir()
+                  if path.name.endswith(suffix))  # fmt: skip
+
+
+async def leave_stale(settings: Settings) -> None:
+    """End every membership the previous process of this slot left behind, if any."""
+    for group, path in stale_members(settings):
+        member_id = path.read_text().strip()
+        try:
+            error = await asyncio.wait_for(_leave(settings.bootstrap, group, member_id),
+                                           LEAVE_TIMEOUT_S)  # fmt: skip
+        except (kafka_errors.KafkaError, OSError, TimeoutError) as exc:
+            error = repr(exc)
+        path.unlink(missing_ok=True)
+        if error is None:
+            log.info("left %s for the previous process: %s", group, member_id)
+        else:  # it left by itself, or it expires with its session timeout as before
+            log.info("the previous process's member %s of %s not left here: %s",
+                     member_id, group, error)  # fmt: skip
 
 
 async def _leave(bootstrap: str, group: str, member_id: str) -> str | None:
@@ -82,13 +97,17 @@ async def _leave(bootstrap: str, group: str, member_id: str) -> str | None:
 
 
 def take_over_membership(app: Any, settings: Settings) -> None:
-    """Before ``app`` joins its group: end the membership the previous worker of this
-    index left behind, then keep ``app``'s member id, after every assignment, where the
-    next one looks."""
+    """Before the Faust ``app`` joins its group: end the memberships the previous worker
+    of this slot left behind, then keep ``app``'s member id, after every assignment,
+    where the next one looks."""
     path = member_file(settings, app.conf.id)
     if path is None:
         return
-    leave_stale(settings, app.conf.id)
+    loop = asyncio.new_event_loop()  # Faust's loop is made after this, and is not this one
+    try:
+        loop.run_until_complete(leave_stale(settings))
+    finally:
+        loop.close()
 
     async def on_assigned(_sender: Any, _assigned: Any, **_kw: Any) -> None:
         try:  # Faust's consumer thread holds the aiokafka consumer; no public accessor

@@ -40,6 +40,7 @@ from streams.executors.outcomes import Outcomes
 from streams.executors.registry import Executor, ExecutorContext, load_executors
 from streams.executors.runner import finished_update, now_ms, run_task, started_update
 from streams.executors.system_limits import SystemLimits, fetch_room
+from streams.membership import leave_stale, member_file, remember
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,10 @@ class _Rebalance(ConsumerRebalanceListener):
         self.service.tracker.forget(revoked)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        pass
+        service = self.service
+        # aiokafka has no public accessor for the member id
+        remember(member_file(service.settings, service.group_id),
+                 service.consumer._coordinator.member_id)  # fmt: skip
 
 
 class ExecutorService:
@@ -124,6 +128,7 @@ class ExecutorService:
         try:
             await self.producer.start()
             self.consumer.subscribe([self.settings.topic("tasks")], listener=_Rebalance(self))
+            await leave_stale(self.settings)  # what a killed predecessor left, before joining
             await self.consumer.start()
             log.info("executor consuming %s as %s", self.settings.topic("tasks"), self.group_id)
             await self._consume(stop)

@@ -186,3 +186,41 @@ def test_a_quiet_generation_moves_on_after_a_burst(tmp_path: Path):
             assert not [t for t in topics if ".g1." in t or "-g1-" in t], topics
     finally:
         p.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("role", ["worker", "executor"])
+def test_a_switch_right_after_a_process_is_killed_goes_through(tmp_path: Path, role: str):
+    """A worker SIGKILLed just before a switch stays a member of generation 1's group (the
+    broker does not expire it by itself) and its replacement starts in generation 2: it
+    ends the dead worker's generation-1 membership, so the switch, which waits until
+    generation 1's group is empty, goes on; and every execution goes on with its seq."""
+    eids = [f"kill_{uuid.uuid4().hex[:6]}_{i}" for i in range(5)]
+    p = launch(tmp_path, RUNLEDGER_GENERATION_CHECK_INTERVAL="0.5")
+    try:
+        p.wait_ready()
+        with httpx.Client(base_url=p.base_url, timeout=60) as api:
+            first = [{"event_id": f"{e}-1", "execution_id": e, "event_type": "log",
+                      "timestamp": "2025-09-01T10:00:00Z", "message": "one"} for e in eids]
+            assert api.post("/api/v1/events", json={"events": first}).status_code == 202
+            wait_for(lambda: all(len(_events(api, e)) == 2 for e in eids))
+            [pid] = p.children(f"runledger.cli {role}")
+            os.kill(pid, signal.SIGKILL)
+            # what the switch does first, before the supervisor restarts it (0.5 s)
+            settings = Settings(kafka_bootstrap=f"127.0.0.1:{p.kafka_port}", partitions=4)
+            asyncio.run(create_topics(settings.at_generation(2)))
+            info = wait_for(lambda: (g := _generation(api))["switches"] >= 1 and g, timeout=60)
+            assert info["number"] == 2 and info["last_switch"]["due"] == "unfinished"
+            log = p.log_path.read_text(errors="replace")
+            group = "runledger-worker-g1" if role == "worker" else "runledger-executors-g1"
+            assert f"left {group} for the previous process" in log
+            later = [{**e, "event_id": e["event_id"].replace("-1", "-2"), "message": "two"}
+                     for e in first]  # fmt: skip
+            assert api.post("/api/v1/events", json={"events": later}).status_code == 202
+            wait_for(lambda: all(len(_events(api, e)) == 3 for e in eids), timeout=60)
+            for eid in eids:  # seq went on where generation 1 left it
+                events = _events(api, eid)
+                assert [e["seq"] for e in events] == [1, 2, 3]
+                assert [e["message"] for e in events[1:]] == ["one", "two"]
+    finally:
+        p.stop()

@@ -54,7 +54,7 @@ def test_sigkill_worker_then_every_execution_continues_its_seq(
     # for the dead member, nor did a second rebalance follow when that expired
     log = product.log_path.read_text(errors="replace")
     joined = re.findall(rf'"pid": {worker}, .*Joined group .* with member_id ([\w.-]+)', log)
-    assert joined and f"left the group for the previous worker: {joined[-1]}" in log
+    assert joined and f"left runledger-worker-g1 for the previous process: {joined[-1]}" in log
 
     final = [e for eid in eids for e in step_reports(eid, "last", "ERP", 100, 110)]
     assert api.post("/api/v1/events", json={"events": final}).status_code == 202

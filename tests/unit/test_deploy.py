@@ -54,6 +54,7 @@ K8S_VERSIONS = tuple(dict.fromkeys(".".join(map(str, v)) for v in (_OLDEST, _BUN
 # RUNLEDGER_* variables read outside Settings, each with the file that reads it.
 ENV_OUTSIDE_SETTINGS = {
     "RUNLEDGER_WORKER_INDEX": "runledger/cli.py",
+    "RUNLEDGER_MEMBER_SLOT": "streams/membership.py",
     "RUNLEDGER_SECRETS_FILE": "streams/executors/secret_store.py",
 }
 ENV_PREFIXES_OUTSIDE_SETTINGS = {"RUNLEDGER_SECRET_": "streams/executors/secret_store.py"}
