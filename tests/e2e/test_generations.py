@@ -27,12 +27,27 @@ from tests.http_stub import serve
 
 
 def _events(api: httpx.Client, eid: str) -> list[dict]:
-    return api.get(f"/api/v1/executions/{eid}/events", params={"limit": 1000}).json()[
-        "data"]["items"]
+    """The execution's events; none while it is not known yet."""
+    data = api.get(f"/api/v1/executions/{eid}/events", params={"limit": 1000}).json()["data"]
+    return data["items"] if data else []
 
 
 def _generation(api: httpx.Client) -> dict:
     return api.get("/api/v1/stats/realtime").json()["data"]["generation"]
+
+
+def _report(api: httpx.Client, eids: list[str], message: str) -> None:
+    """One log report per execution; wait until each is there, right after the ones
+    before (seq gapless, in order)."""
+    before = {e: [x["message"] for x in _events(api, e)[1:]] for e in eids}
+    reports = [{"event_id": f"{e}-{message}", "execution_id": e, "event_type": "log",
+                "timestamp": "2025-09-01T10:00:00Z", "message": message} for e in eids]
+    assert api.post("/api/v1/events", json={"events": reports}).status_code == 202
+    wait_for(lambda: all(len(_events(api, e)) == len(before[e]) + 2 for e in eids), timeout=60)
+    for eid in eids:
+        events = _events(api, eid)
+        assert [e["seq"] for e in events] == list(range(1, len(events) + 1)), eid
+        assert [e["message"] for e in events[1:]] == [*before[eid], message], eid
 
 
 async def _topics(port: int) -> list[str]:
@@ -123,24 +138,14 @@ def test_a_switch_cut_short_is_finished_by_the_next_api_start(tmp_path: Path):
     try:
         p.wait_ready()
         with httpx.Client(base_url=p.base_url, timeout=60) as api:
-            first = [{"event_id": f"{e}-1", "execution_id": e, "event_type": "log",
-                      "timestamp": "2025-09-01T10:00:00Z", "message": "one"} for e in eids]
-            assert api.post("/api/v1/events", json={"events": first}).status_code == 202
-            wait_for(lambda: all(len(_events(api, e)) == 2 for e in eids))
+            _report(api, eids, "one")
             settings = Settings(kafka_bootstrap=f"127.0.0.1:{p.kafka_port}", partitions=4)
             asyncio.run(create_topics(settings.at_generation(2)))  # what the switch does first
             [api_pid] = p.children("runledger.cli api")
             os.kill(api_pid, signal.SIGKILL)
             p.wait_ready(timeout=120)
             assert _generation(api)["number"] == 2
-            later = [{**e, "event_id": e["event_id"].replace("-1", "-2"), "message": "two"}
-                     for e in first]  # fmt: skip
-            assert api.post("/api/v1/events", json={"events": later}).status_code == 202
-            wait_for(lambda: all(len(_events(api, e)) == 3 for e in eids), timeout=60)
-            for eid in eids:  # seq went on where generation 1 left it
-                events = _events(api, eid)
-                assert [e["seq"] for e in events] == [1, 2, 3]
-                assert [e["message"] for e in events[1:]] == ["one", "two"]
+            _report(api, eids, "two")  # seq goes on where generation 1 left it
             topics = asyncio.run(_topics(p.kafka_port))
             assert not [t for t in topics if ".g1." in t or "-g1-" in t], topics
     finally:
@@ -200,10 +205,7 @@ def test_a_switch_right_after_a_process_is_killed_goes_through(tmp_path: Path, r
     try:
         p.wait_ready()
         with httpx.Client(base_url=p.base_url, timeout=60) as api:
-            first = [{"event_id": f"{e}-1", "execution_id": e, "event_type": "log",
-                      "timestamp": "2025-09-01T10:00:00Z", "message": "one"} for e in eids]
-            assert api.post("/api/v1/events", json={"events": first}).status_code == 202
-            wait_for(lambda: all(len(_events(api, e)) == 2 for e in eids))
+            _report(api, eids, "one")
             [pid] = p.children(f"runledger.cli {role}")
             os.kill(pid, signal.SIGKILL)
             # what the switch does first, before the supervisor restarts it (0.5 s)
@@ -214,13 +216,6 @@ def test_a_switch_right_after_a_process_is_killed_goes_through(tmp_path: Path, r
             log = p.log_path.read_text(errors="replace")
             group = "runledger-worker-g1" if role == "worker" else "runledger-executors-g1"
             assert f"left {group} for the previous process" in log
-            later = [{**e, "event_id": e["event_id"].replace("-1", "-2"), "message": "two"}
-                     for e in first]  # fmt: skip
-            assert api.post("/api/v1/events", json={"events": later}).status_code == 202
-            wait_for(lambda: all(len(_events(api, e)) == 3 for e in eids), timeout=60)
-            for eid in eids:  # seq went on where generation 1 left it
-                events = _events(api, eid)
-                assert [e["seq"] for e in events] == [1, 2, 3]
-                assert [e["message"] for e in events[1:]] == ["one", "two"]
+            _report(api, eids, "two")  # seq goes on where generation 1 left it
     finally:
         p.stop()
