@@ -43,10 +43,12 @@ ENGINE_PAGE = 100_000  # CSV rows per page formatted by ClickHouse (~15 MB); JSO
 AHEAD = 2  # engine-formatted pages fetched at once
 PYTHON_PAGE = 5_000  # rows per page formatted here
 # Parallel formatting only adds threads to the reader threads' two slices (1.0 → 1.3 M rows/s
-# without it, measured).
+# without it, measured). Reading in key order for the ORDER BY makes FINAL merge every
+# range, even one part's that nothing overlaps; reading as usual and sorting the slice
+# after costs less (a 100k-record slice: 66 → 46 ms, measured at 1 M executions).
 _OUTPUT = ("SETTINGS date_time_output_format = 'iso', output_format_json_quote_64bit_integers = 0,"
            " format_csv_null_representation = '',"
-           " output_format_parallel_formatting = 0")  # fmt: skip
+           " output_format_parallel_formatting = 0, optimize_read_in_order = 0")  # fmt: skip
 
 RECORD_COLUMNS = ("execution_id", "workflow_id", "plan_id", "step_id", "attempt", "system",
                   "module", "status", "started_at", "finished_at", "duration_ms", "error",
