@@ -43,6 +43,7 @@ from streams.contracts import (
     WorkerMessage,
 )
 from streams.cursor import admit, cursor_key, is_cursor_key
+from streams.due_index import DueIndex
 from streams.machine import MachineConfig, Message, decide, next_due_at
 from streams.membership import take_over_membership
 from streams.preload import PreloadedMemoryStore
@@ -112,7 +113,7 @@ class ExecutionWorker:
         if s.uses_generations:
             self.app.task(self._watch_generation)
         take_over_membership(self.app, s)  # before Faust joins the group
-        self._due: dict[bytes, int] = {}
+        self._due = DueIndex()
         self.rereader = Rereader(self.app, self.table,
                                  {s.topic("commands"), s.topic("step-events")},
                                  worker_app_id(s))  # fmt: skip
@@ -199,7 +200,7 @@ class ExecutionWorker:
             if key in self.table:
                 with changelog_partition_of(ev):
                     del self.table[key]  # a tombstone on the changelog
-            self._due.pop(key, None)
+            self._due.discard(key)
         for tp, offset in admission.moved.items():  # after the states, to the same partition
             with changelog_partition_of(last_of[tp]):
                 self.table[cursor_key(tp)] = b"%d" % offset
@@ -233,12 +234,8 @@ class ExecutionWorker:
     # ------------------------------------------------------------------ timers
 
     def _note_due(self, key: bytes, state: ExecutionState) -> None:
-        due = (state.last_activity_at + self.finished_ttl_ms if state.finished
-               else next_due_at(state, self.cfg))
-        if due is None:
-            self._due.pop(key, None)
-        else:
-            self._due[key] = due
+        self._due.set(key, state.last_activity_at + self.finished_ttl_ms if state.finished
+                      else next_due_at(state, self.cfg))  # fmt: skip
 
     async def _reindex_if_reassigned(self) -> None:
         actives = frozenset(self.app.assignor.assigned_actives())
@@ -267,10 +264,10 @@ class ExecutionWorker:
         await self.rereader.reread_skipped_tails()
         now = _now_ms()
         mono = time.monotonic()
-        for key, due in list(self._due.items()):
+        for key, due in list(self._due.due(now)):
             last = self._woken.get(key)
-            if due > now or (last is not None and last[0] == due and mono - last[1] < 5.0):
-                continue  # not due, or woken for this very timer a moment ago
+            if last is not None and last[0] == due and mono - last[1] < 5.0:
+                continue  # woken for this very timer a moment ago
             self._woken[key] = (due, mono)
             wake = Wake(execution_id=key.decode(), received_at=now)
             await self.commands.send(key=key, value=wake.model_dump_json().encode(), force=True)
