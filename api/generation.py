@@ -204,12 +204,13 @@ async def switch_generation(ctx: AppContext) -> dict[str, float | int]:
         done, ctx.projector = ctx.projector, projector
         await done.stop()  # it has nothing left: generation N was projected to its end
         lap("switch_projector_s")
-    info.number, info.switches = new.generation, info.switches + 1
     info.checks.clear()  # quietness is the new generation's own
     info.reason = None
     await delete_generations(new, [old.generation])
     lap("delete_old_s")
     steps["total_s"] = round(time.monotonic() - t0, 3)
+    # together, so that /stats/realtime never shows the new number with the last switch
+    info.number, info.switches = new.generation, info.switches + 1
     info.last_switch = {"due": due_to, **steps}
     info.records = None
     log.info("now on generation %d (%s)", new.generation, steps)
