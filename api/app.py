@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 
 from api import limits
 from api.auth import Auth, KeyRing
@@ -48,13 +46,13 @@ from api.routes import purge as purge_routes
 from api.routes.ui import install_ui
 from api.startup import check_partitions, restore_if_needed
 from api.tail import EventTail
+from api.timing import Timed
 from projections.clickhouse import ClickHouse
 from projections.journal import JournalWriter
 from projections.projector import Projector
 from projections.purge import apply_retention
 from projections.schema import migrate
 from runledger import generations
-from runledger.metrics import HTTP_SECONDS
 from runledger.settings import Settings, get_settings
 
 log = logging.getLogger("runledger.api")
@@ -123,7 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Runledger", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
-    app.middleware("http")(_timed)
+    app.add_middleware(Timed)
     keys = app.state.keys = KeyRing.load(configured.api_keys, configured.api_keys_file)
     app.add_middleware(Auth, keys=keys)
     install_backpressure(app, configured)  # added last: outermost, before timing and routing
@@ -134,13 +132,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(seed_paths.router)  # the seed documents' own paths (DESIGN.md)
     install_ui(app, configured)
     return app
-
-
-async def _timed(request: Request, call_next: Any) -> Any:
-    """HTTP latency by route template (not by raw path: ids would make endless series)."""
-    started = time.perf_counter()
-    response = await call_next(request)
-    route = request.scope.get("route")
-    HTTP_SECONDS.labels(request.method, getattr(route, "path", "unmatched"),
-                        str(response.status_code)).observe(time.perf_counter() - started)
-    return response

@@ -138,9 +138,8 @@ def client_name(scope: Scope) -> str:
 
 class BodyTooLarge(HTTPException):
     """Raised into the app when the streamed body passes the cap. An HTTPException, so a
-    route passes it on as a 413; behind a ``BaseHTTPMiddleware`` (``_timed``) it arrives
-    wrapped in an ExceptionGroup and FastAPI answers 400. Either way the middleware sends
-    its own 413 envelope in place of whatever the app answered."""
+    route passes it on as a 413; whatever the app answers, the middleware sends its own
+    413 envelope in its place."""
 
     def __init__(self, limit: int) -> None:
         super().__init__(413, f"request body over {limit} bytes")
