@@ -117,6 +117,7 @@ def api() -> None:
             port=s.port,
             log_level=s.log_level.lower(),
             log_config=None,  # keep our JSON logging
+            access_log=s.access_log,
         )
 
     _run_entry(settings, entry)
