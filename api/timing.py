@@ -1,9 +1,9 @@
 """HTTP latency by route template (not by raw path: ids would make endless series).
 
 A pure ASGI middleware: Starlette's ``@app.middleware("http")`` runs each request in a
-task group with a memory stream between it and the app, which cost more than the rest
-of a one-event `POST /events` (py-spy, 64 concurrent clients). The time is taken when
-the response starts, as before: a streamed export counts until its first byte.
+task group with a memory stream between it and the app. One-event `POST /events` from 64
+keep-alive connections went from 757-773 to 983-989 req/s when that went. The time is
+taken when the response starts, as before: a streamed export counts until its first byte.
 """
 
 from __future__ import annotations
