@@ -21,9 +21,9 @@ from api.step_types import known_types
 from projections import stats, workflows
 from projections.filters import Filters
 from projections.journal import Entry
-from streams.contracts import iso_ms
 from streams.definition import Definition, step_ids, to_plan
 from streams.plan import Plan, canonical_type
+from streams.times import iso_ms
 from streams.validation import validate_plan
 
 DEFAULTS: dict[str, Any] = {"name": None, "description": None, "version_label": None,

@@ -40,6 +40,7 @@ from projections.rows import Projection, Rows, project  # noqa: E402
 from projections.writer import write_projection  # noqa: E402
 from streams.contracts import Event, Report, ReportBatch, event_id_for  # noqa: E402
 from streams.machine import MachineConfig, decide  # noqa: E402
+from streams.times import iso_ms  # noqa: E402
 
 DB = "bench"
 STEPS = 10
@@ -134,11 +135,6 @@ def _reports(i: int, plan: Plan) -> tuple[str, str, list[Rep]]:
     return eid, WORKFLOWS[w], list(itertools.takewhile(lambda r: r[3] <= plan.now, reps))
 
 
-def _iso(ms: int) -> str:
-    """``streams.contracts.iso_ms``, 4x faster (generation is CPU-bound; check_plan compares)."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
-
-
 def _events(eid: str, wf: str, reps: list[Rep]) -> list[Event]:
     """The events `decide` emits for these reports, one ReportBatch each (see check_plan)."""
     out: list[Event] = []
@@ -149,9 +145,9 @@ def _events(eid: str, wf: str, reps: list[Rep]) -> list[Event]:
         seq = len(out) + 1
         out.append(Event(
             event_id=event_id_for(eid, seq), cause_id=cause, execution_id=eid, seq=seq,
-            event_type=cast(Any, kind), step_id=step, timestamp=_iso(ts), message=message,
+            event_type=cast(Any, kind), step_id=step, timestamp=iso_ms(ts), message=message,
             data=data, workflow_id=wf, system=system or first_system,
-            module=module or first_module, received_at=_iso(recv)))  # fmt: skip
+            module=module or first_module, received_at=iso_ms(recv)))  # fmt: skip
 
     for kind, rid, ts, recv, step, data, message, system, module in reps:
         if not out:

@@ -24,8 +24,8 @@ from typing import Any
 import orjson
 
 from streams.composite import layout, plan_step_of, split
-from streams.contracts import iso_ms
 from streams.state import Attempt, ExecutionState, attempts_of, progress_of
+from streams.times import iso_ms
 
 COLUMNS = (
     "tenant", "execution_id", "workflow_id", "plan_id", "mode", "status", "progress",

@@ -8,7 +8,7 @@ from typing import Any
 from projections.clickhouse import ClickHouse, identifier
 from projections.queries import EVENT_SELECT, event_of
 from projections.schema import DEFAULT_DATABASE
-from streams.contracts import iso_ms
+from streams.times import iso_ms
 
 
 async def command_outcome(

@@ -20,8 +20,9 @@ from pydantic import ValidationError
 from projections.clickhouse import ClickHouse, identifier
 from projections.tracking import decode_key, encode_cursor
 from runledger.kafka import logical_topic
-from streams.contracts import DeadLetter, iso_ms
+from streams.contracts import DeadLetter
 from streams.executors.masking import Masker
+from streams.times import iso_ms
 
 COLUMNS = ("id", "execution_id", "reason", "topic", "partition", "offset", "value_b64", "at",
            "redriven_at", "redrives", "version")  # fmt: skip

@@ -32,8 +32,8 @@ from projections.clickhouse import ClickHouse, identifier
 from projections.export_status import ExportStatus
 from projections.filters import Filters, executions_where, records_where
 from projections.queries import EVENT_SELECT, event_of
-from streams.contracts import iso_ms
 from streams.executors.masking import MASK, Masker
+from streams.times import iso_ms
 
 Kind = Literal["records", "executions", "events"]
 Format = Literal["json", "ndjson", "csv"]

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from projections.clickhouse import ClickHouse
-from streams.contracts import iso_ms
+from streams.times import iso_ms
 
 
 @dataclass

@@ -21,7 +21,7 @@ from typing import Any
 
 from projections.clickhouse import ClickHouse, identifier
 from runledger.metrics import JOURNAL_COMMIT_SECONDS
-from streams.contracts import iso_ms
+from streams.times import iso_ms
 
 log = logging.getLogger("runledger.journal")
 COLUMNS = ["journal_pos", "received_at", "tenant", "actor", "action", "execution_id", "ids",

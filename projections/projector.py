@@ -31,7 +31,8 @@ from runledger.hooks import Hooks
 from runledger.kafka import Fetcher, make_consumer, projector_group
 from runledger.metrics import observe_flush
 from runledger.settings import Settings
-from streams.contracts import Event, ms_of
+from streams.contracts import Event
+from streams.times import ms_of
 
 log = logging.getLogger(__name__)
 

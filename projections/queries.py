@@ -15,9 +15,10 @@ import orjson
 
 from projections.clickhouse import ClickHouse, identifier
 from projections.schema import DEFAULT_DATABASE
-from streams.contracts import Event, iso_ms
+from streams.contracts import Event
 from streams.executors.masking import mask_secrets
 from streams.state import ExecutionState
+from streams.times import iso_ms
 from streams.view import describe
 
 DAY_MS = 86_400_000

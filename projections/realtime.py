@@ -14,7 +14,7 @@ from projections.clickhouse import ClickHouse, identifier
 from projections.filters import Filters, executions_where
 from projections.queue_stats import execution_queue_wait
 from projections.schema import DEFAULT_DATABASE
-from streams.contracts import iso_ms
+from streams.times import iso_ms
 
 ACTIVE = ("pending", "queued", "running", "paused")
 MINUTE_MS = 60_000

@@ -27,8 +27,8 @@ from projections.clickhouse import ClickHouse, identifier
 from projections.queries import EVENT_SELECT, event_of
 from projections.rows import project
 from projections.writer import write_projection
-from streams.contracts import iso_ms
 from streams.state import ExecutionState
+from streams.times import iso_ms
 
 log = logging.getLogger(__name__)
 

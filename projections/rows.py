@@ -29,9 +29,10 @@ from projections.by_time import (
     ran,
 )
 from projections.by_time import COLUMNS as BY_TIME_COLUMNS
-from streams.contracts import Event, ms_of
+from streams.contracts import Event
 from streams.machine import evolve
 from streams.state import Attempt, ExecutionState, StepState, attempts_of, progress_of
+from streams.times import ms_of
 
 EVENT_COLUMNS = (
     "tenant", "execution_id", "seq", "event_id", "cause_id", "event_type", "step_id",

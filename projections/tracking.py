@@ -17,7 +17,7 @@ from projections.clickhouse import ClickHouse, identifier
 from projections.filters import Filters, executions_where, records_where
 from projections.queries import DAY_MS
 from projections.schema import DEFAULT_DATABASE
-from streams.contracts import iso_ms
+from streams.times import iso_ms
 
 
 def _iso(ms: int | None) -> str | None:

@@ -17,10 +17,10 @@ from streams.contracts import (
     StepTask,
     StopExecution,
     event_id_for,
-    iso_ms,
 )
 from streams.fold import evolve
 from streams.state import ExecutionState
+from streams.times import iso_ms
 
 # To other executions (a sub-execution's start, stop or outcome) and to the admission queue.
 Outbound = (

@@ -16,9 +16,10 @@ from jsonschema.exceptions import SchemaError
 from streams import orchestrate, subexec, timers
 from streams.builder import Builder
 from streams.composite import layout, split
-from streams.contracts import ControlCommand, iso_ms
+from streams.contracts import ControlCommand
 from streams.fanout import Unit
 from streams.state import ExecutionState, attempts_of, reported_status
+from streams.times import iso_ms
 from streams.validation import validate_inputs
 
 

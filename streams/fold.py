@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams.contracts import STEP_REPORT_TYPES, Event, ms_of
+from streams.contracts import STEP_REPORT_TYPES, Event
 from streams.plan import Plan
 from streams.state import ExecutionState, StepReport, StepState, attempts_of
+from streams.times import ms_of
 
 DEFINITION_KEYS = ("mode", "plan", "inputs", "environment", "workflow_id", "system", "module",
                    "labels", "timeout_at", "debug", "parent_execution_id",

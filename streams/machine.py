@@ -28,10 +28,10 @@ from streams.contracts import (
     StopExecution,
     TaskUpdate,
     Wake,
-    iso_ms,
 )
 from streams.fold import evolve
 from streams.state import ExecutionState, attempts_of, plan_outcome
+from streams.times import iso_ms
 
 __all__ = ["Decision", "MachineConfig", "Message", "decide", "evolve", "next_due_at"]
 

@@ -16,7 +16,6 @@ from typing import Any
 from streams import fanout, subexec
 from streams.builder import Builder
 from streams.composite import layout, plan_step_of, sibling
-from streams.contracts import iso_ms
 from streams.fanout import Unit, deps_of
 from streams.plan import PlanStep, canonical_type
 from streams.state import (
@@ -40,6 +39,7 @@ from streams.steps import (
     template_context,
 )
 from streams.templates import ExpressionError, render
+from streams.times import iso_ms
 
 _MAX_ADVANCE_ROUNDS = 100_000  # a bug that would loop for ever fails the message instead
 

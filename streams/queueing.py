@@ -13,9 +13,10 @@ from __future__ import annotations
 from streams import orchestrate
 from streams.admission_contracts import Enqueue, Occupy, Release
 from streams.builder import Builder, Outbound
-from streams.contracts import Admit, StartExecution, iso_ms
+from streams.contracts import Admit, StartExecution
 from streams.limits import scopes
 from streams.state import ExecutionState
+from streams.times import iso_ms
 
 
 def wants_queue(msg: StartExecution) -> bool:

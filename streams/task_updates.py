@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from streams.builder import Builder
 from streams.composite import plan_step_of
-from streams.contracts import TaskUpdate, iso_ms, task_id_for
+from streams.contracts import TaskUpdate, task_id_for
 from streams.orchestrate import advance
 from streams.state import attempts_of, start_time
 from streams.steps import backoff_ms, will_retry
+from streams.times import iso_ms
 
 
 def on_task(b: Builder, u: TaskUpdate) -> None:

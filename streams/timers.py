@@ -5,10 +5,10 @@ scanner, or any other) fires every one due at its ``received_at``, earliest firs
 from __future__ import annotations
 
 from streams.builder import Builder
-from streams.contracts import iso_ms
 from streams.fanout import Unit
 from streams.orchestrate import advance, dispatch, finish_abandoning, plan_step
 from streams.state import ExecutionState, attempts_of
+from streams.times import iso_ms
 
 _MAX_TIMER_ROUNDS = 1000
 

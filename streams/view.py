@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from streams.composite import layout, plan_step_of, split
-from streams.contracts import iso_ms
 from streams.state import (
     ACTIVE_STEP_STATUSES,
     ExecutionState,
@@ -13,6 +12,7 @@ from streams.state import (
     progress_of,
     step_statuses,
 )
+from streams.times import iso_ms
 
 
 def _iso(ms: int | None) -> str | None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.contracts import Event, event_id_for, iso_ms
+from streams.contracts import Event, event_id_for
+from streams.times import iso_ms
 
 T0 = 1_756_720_000_000  # 2025-09-01T09:46:40Z
 

@@ -22,7 +22,8 @@ from api.filters import ms_of_datetime
 from projections import bulk
 from projections.filters import ExecutionStatus, Filters
 from projections.journal import Entry
-from streams.contracts import ControlCommand, StopExecution, iso_ms
+from streams.contracts import ControlCommand, StopExecution
+from streams.times import iso_ms
 
 router = APIRouter(prefix="/api/v1", tags=["control"])
 Tenant = Annotated[str, Query(min_length=1, max_length=100)]

@@ -15,8 +15,8 @@ from api.accept import accept
 from api.deps import Ctx, now_ms
 from api.envelope import ApiError, dumps, not_found, ok
 from projections.journal import Entry
-from streams.contracts import iso_ms
 from streams.plan import canonical_type
+from streams.times import iso_ms
 
 router = APIRouter(prefix="/api/v1/step-types", tags=["step types"])
 Tenant = Annotated[str, Query(min_length=1, max_length=100)]

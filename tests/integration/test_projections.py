@@ -8,7 +8,7 @@ from projections import queries, schema, tracking
 from projections.clickhouse import ClickHouse
 from projections.rows import project
 from projections.writer import BatchWriter, write_projection
-from streams.contracts import iso_ms
+from streams.times import iso_ms
 from tests.event_factory import T0, History, recon_execution, single_system_execution
 
 TABLES = ("events", "executions", "step_records")

@@ -21,7 +21,7 @@ from projections import realtime, schema, search, stats, tracking
 from projections.clickhouse import ClickHouse
 from projections.filters import Filters
 from projections.writer import BatchWriter
-from streams.contracts import iso_ms
+from streams.times import iso_ms
 from tests.event_factory import T0, History
 
 WINDOW = {"since_ms": T0 - 1, "until_ms": T0 + 60_000}

@@ -8,11 +8,12 @@ from functools import reduce
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.contracts import Rehydrate, StopExecution, Wake, ms_of
+from streams.contracts import Rehydrate, StopExecution, Wake
 from streams.machine import evolve, next_due_at
 from streams.plan import RetryPolicy
 from streams.state import step_statuses
 from streams.steps import backoff_ms
+from streams.times import ms_of
 from streams.view import describe
 from tests.unit.runs import CFG, T0, Run, finish_ok, plan, start, update
 

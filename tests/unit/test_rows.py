@@ -13,8 +13,8 @@ from projections.rows import (
     dedup_token,
     project,
 )
-from streams.contracts import ms_of
 from streams.state import ExecutionState
+from streams.times import ms_of
 from tests.event_factory import T0, History, recon_execution, single_system_execution
 
 
