@@ -264,6 +264,7 @@ class ExecutionWorker:
         await self.rereader.reread_skipped_tails()
         now = _now_ms()
         mono = time.monotonic()
+        # taken whole first: the agent changes the index while the sends below await
         for key, due in list(self._due.due(now)):
             last = self._woken.get(key)
             if last is not None and last[0] == due and mono - last[1] < 5.0:
