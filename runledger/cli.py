@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import logging
 import os
@@ -61,10 +62,19 @@ def _expected_errors(settings: Settings) -> Iterator[None]:
         raise _fail(f"Kafka error ({settings.bootstrap}): {exc!r}") from None
 
 
+# The cyclic garbage collector's young generation is collected every 50,000 container
+# allocations instead of Python's 700. The hot paths hold thousands of short-lived models
+# per batch (a request's events, a batch's states), which the default scanned and promoted
+# over and over. Measured on `benchmarks/ingest.py --events 100000` (2 cores): end to end
+# 4,583–4,706 → 5,729–6,421 events/s, accepted 8,061–8,840 → 11,289–12,395 events/s.
+GC_THRESHOLDS = (50_000, 20, 20)
+
+
 def _start(process_name: str) -> Settings:
     settings = _settings()
     setup_logging(settings.log_level, process_name)
     patch_broker_quirks()  # before any consumer exists, Faust's included
+    gc.set_threshold(*GC_THRESHOLDS)
     return settings
 
 
