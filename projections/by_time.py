@@ -67,7 +67,8 @@ def stats_key(state: ExecutionState, step_id: str) -> str:
 
 
 def figures(state: ExecutionState) -> dict[str, Any]:
-    """What the reads need per execution: systems, modules, step counts, attempt arrays."""
+    """What the reads need per execution: systems, modules, step counts, attempt arrays,
+    progress."""
     out: dict[str, Any] = {name: [] for name in _ARRAYS}
     systems: set[str] = set()
     modules: set[str] = set()
@@ -108,6 +109,7 @@ def figures(state: ExecutionState) -> dict[str, Any]:
         steps_total=len(statuses), steps_succeeded=statuses.count("succeeded"),
         steps_failed=statuses.count("failed"), steps_running=statuses.count("running"),
         step_ids=sorted(last_status.keys() | loop_steps), error_types=sorted(error_types),
+        progress=progress_of(state),  # once here: each row of the execution shows it
     )  # fmt: skip
     return out
 
@@ -128,7 +130,7 @@ def search_item(state: ExecutionState, figs: dict[str, Any]) -> dict[str, Any]:
         "execution_id": state.execution_id, "workflow_id": state.workflow_id,
         "plan_id": state.plan.id if state.plan else None, "mode": state.mode,
         "status": state.status, "environment": state.environment,
-        "progress": round(float(progress_of(state)), 4),
+        "progress": round(float(figs["progress"]), 4),
         "started_at": _iso(state.started_at), "finished_at": _iso(state.finished_at),
         "duration_ms": duration_of(state), "error_type": state.error_type,
         "step_counts": {k: figs[f"steps_{k}"] for k in ("total", "succeeded", "failed",
@@ -161,10 +163,10 @@ def by_time_row(
     values = {
         "tenant": state.tenant, "execution_id": state.execution_id,
         "workflow_id": state.workflow_id, "plan_id": state.plan.id if state.plan else None,
-        "mode": state.mode, "status": state.status, "progress": progress_of(state),
-        "environment": state.environment, "labels": dict(state.labels),
-        "error_type": state.error_type, "started_at": state.started_at,
-        "finished_at": state.finished_at, "duration_ms": duration_of(state),
+        "mode": state.mode, "status": state.status, "environment": state.environment,
+        "labels": dict(state.labels), "error_type": state.error_type,
+        "started_at": state.started_at, "finished_at": state.finished_at,
+        "duration_ms": duration_of(state),
         "last_seq": max(state.seq, version), "is_deleted": int(deleted), **figs,
         "doc": "" if deleted else doc,
     }  # fmt: skip

@@ -31,7 +31,7 @@ from projections.by_time import (
 from projections.by_time import COLUMNS as BY_TIME_COLUMNS
 from streams.contracts import Event
 from streams.machine import evolve
-from streams.state import Attempt, ExecutionState, StepState, attempts_of, progress_of
+from streams.state import Attempt, ExecutionState, StepState, attempts_of
 from streams.times import ms_of
 
 EVENT_COLUMNS = (
@@ -182,7 +182,7 @@ def execution_row(state: ExecutionState, figs: dict[str, Any]) -> tuple[Any, ...
     """The ``executions`` row of ``state`` (``figs`` = ``by_time.figures(state)``)."""
     return (
         state.tenant, state.execution_id, state.workflow_id,
-        state.plan.id if state.plan else None, state.mode, state.status, progress_of(state),
+        state.plan.id if state.plan else None, state.mode, state.status, figs["progress"],
         state.environment, dict(state.labels), figs["systems"], figs["modules"],
         figs["failed_steps"], state.error_type, state.started_at, state.finished_at,
         duration_of(state), state.seq, state.model_dump_json(),
