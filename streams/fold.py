@@ -6,12 +6,16 @@ and restore fold archived events, and both reach the same state.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from streams.contracts import STEP_REPORT_TYPES, Event
 from streams.plan import Plan
 from streams.state import ExecutionState, StepReport, StepState, attempts_of
 from streams.times import ms_of
+
+M = TypeVar("M", bound=BaseModel)
 
 DEFINITION_KEYS = ("mode", "plan", "inputs", "environment", "workflow_id", "system", "module",
                    "labels", "timeout_at", "debug", "parent_execution_id",
@@ -65,7 +69,20 @@ def evolve(state: ExecutionState | None, event: Event) -> ExecutionState:
         upd.update(_resumed(state, event.data))
     elif kind in ("user_input_required", "input_received") and event.step_id:
         upd["steps"] = _with_wait(state, event)
-    return state.model_copy(update=upd)
+    return _replace(state, upd)
+
+
+def _replace(model: M, update: dict[str, Any]) -> M:
+    """``model.model_copy(update=update)`` without pydantic's generic copying, which was a
+    quarter of the fold's time (2.2 → 1.6 µs a copy). The state's models have no private or
+    extra attributes; tests/unit/test_fold_replace.py checks it gives what model_copy does."""
+    new = model.__class__.__new__(model.__class__)
+    object.__setattr__(new, "__dict__", {**model.__dict__, **update})
+    object.__setattr__(new, "__pydantic_fields_set__",
+                       model.__pydantic_fields_set__ | update.keys())  # fmt: skip
+    object.__setattr__(new, "__pydantic_extra__", None)
+    object.__setattr__(new, "__pydantic_private__", None)
+    return new
 
 
 def _resumed(state: ExecutionState, data: dict[str, Any]) -> dict[str, Any]:
@@ -90,7 +107,7 @@ def _resumed(state: ExecutionState, data: dict[str, Any]) -> dict[str, Any]:
                     "due_at": None, "due_kind": None, "waiting": False}  # fmt: skip
                 if data.get("command") == "rerun":  # a rerun starts loops and children anew
                     fresh.update(items=None, child=None)
-                steps[sid] = old.model_copy(update=fresh)
+                steps[sid] = _replace(old, fresh)
         upd["steps"] = steps
     return upd
 
@@ -101,11 +118,11 @@ def _with_wait(state: ExecutionState, event: Event) -> dict[str, StepState]:
     old = _step(state, event)
     if event.event_type == "user_input_required":
         due = event.data.get("timeout_at")
-        steps[event.step_id] = old.model_copy(update={
+        steps[event.step_id] = _replace(old, {
             "waiting": True, "due_at": ms_of(due) if due else None,
             "due_kind": "input" if due else None})  # fmt: skip
     else:
-        steps[event.step_id] = old.model_copy(update={"waiting": False, "due_at": None,
+        steps[event.step_id] = _replace(old, {"waiting": False, "due_at": None,
                                                       "due_kind": None})  # fmt: skip
     return steps
 
@@ -157,7 +174,7 @@ def _with_report(state: ExecutionState, event: Event, ts: int) -> dict[str, Step
         upd.update(due_at=None, due_kind=None, waiting=False)
     if event.event_type == "step_succeeded" and isinstance(d.get("output"), dict):
         upd["output"] = d["output"]
-    steps[event.step_id] = old.model_copy(update=upd)
+    steps[event.step_id] = _replace(old, upd)
     return steps
 
 
@@ -174,5 +191,5 @@ def _with_schedule(state: ExecutionState, event: Event) -> dict[str, StepState]:
             upd["child"] = str(event.data["child_execution_id"])
     else:
         upd = {"due_at": ms_of(event.data["due_at"]), "due_kind": "retry"}
-    steps[event.step_id] = old.model_copy(update=upd)
+    steps[event.step_id] = _replace(old, upd)
     return steps
