@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -18,11 +19,15 @@ _SECRET_NAMES = frozenset(
     {"authorization", "proxy_authorization", "cookie", "set_cookie", "x_api_key"}
 )
 _SECRET_PARTS = ("token", "secret", "password", "api_key", "apikey")
+# Names are checked once each: every reported event's data is masked on the way in, and
+# the same few key names come back with every event (7 % of the API's time at ingest).
+_NAMES_CACHED = 8192
 
 
+@lru_cache(maxsize=_NAMES_CACHED)
 def is_secret_name(name: str) -> bool:
     """Does a header, key or query parameter of this name hold a credential?"""
-    low = name.strip().lower().replace("-", "_")
+    low = _normal(name)
     return low in _SECRET_NAMES or any(part in low for part in _SECRET_PARTS)
 
 
@@ -44,6 +49,7 @@ def mask_secrets(obj: Any) -> Any:
     return mask_keys(obj, is_secret_name)
 
 
+@lru_cache(maxsize=_NAMES_CACHED)
 def _normal(name: str) -> str:
     return name.strip().lower().replace("-", "_")
 
