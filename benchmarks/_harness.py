@@ -91,3 +91,57 @@ def rss_mb(field: str = "VmRSS") -> float:
 def reset_peak_rss() -> None:
     """Start VmHWM afresh, so a peak measures one phase."""
     Path("/proc/self/clear_refs").write_text("5")
+
+
+def _proc(pid: int) -> tuple[int, str] | None:
+    """(ppid, short command line) of ``pid``, or None when it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return None
+    argv = [a for a in argv if a]
+    if "-m" in argv:
+        name = " ".join(argv[argv.index("-m") + 1:][:2])
+    else:
+        name = " ".join([os.path.basename(argv[0])] + argv[1:2]) if argv else "?"
+    return int(stat.rsplit(")", 1)[1].split()[1]), name[:40]
+
+
+def product_processes() -> dict[int, str]:
+    """The supervisor(s) this process started (`runledger.cli run`) and all below them."""
+    procs = {int(p.name): info for p in Path("/proc").iterdir()
+             if p.name.isdigit() and (info := _proc(int(p.name))) is not None}  # fmt: skip
+    found = {pid for pid, (ppid, name) in procs.items()
+             if ppid == os.getpid() and name.startswith("runledger.cli")}  # fmt: skip
+    grew = True
+    while grew:
+        below = {pid for pid, (ppid, _) in procs.items() if ppid in found} - found
+        found |= below
+        grew = bool(below)
+    return {pid: procs[pid][1] for pid in sorted(found)}
+
+
+def rss_snapshot() -> Snapshot:
+    return {pid: (name, process_rss_mb(pid)) for pid, name in product_processes().items()}
+
+
+Snapshot = dict[int, tuple[str, float | None]]
+
+
+def rss_report(*snaps: Snapshot) -> dict[str, list[float | None]]:
+    """Print RSS per process, one column per snapshot; {"name pid": [MB, …]}."""
+    out: dict[str, list[float | None]] = {}
+    for pid in sorted(set().union(*snaps)):
+        name = next(s[pid][0] for s in snaps if pid in s)
+        mb = [s[pid][1] if pid in s else None for s in snaps]
+        cols = " → ".join(f"{v:>6,.0f}" if v is not None else f"{'-':>6}" for v in mb)
+        print(f"  {name:<32} pid {pid:>7}  RSS {cols} MB", flush=True)
+        out[f"{name} {pid}"] = [None if v is None else round(v, 1) for v in mb]
+    return out
+
+
+def rss_flat(rss: dict[str, list[float | None]], slack: float = 0.10) -> bool:
+    """Every process's last RSS within ``slack`` (and 20 MB) of its second (warmed-up)."""
+    return all(v[1] is not None and v[-1] is not None and v[-1] <= v[1] * (1 + slack) + 20
+               for v in rss.values())  # fmt: skip

@@ -2,9 +2,15 @@
 
 (a) aiokafka produce + consume of N messages of the size a report message has, on the
     product's own broker; (b) N step events over `POST /api/v1/events` in batches until
-    every execution is queryable from ClickHouse; freshness = 202 → visible in the detail.
+    every execution is queryable from ClickHouse; freshness = 202 → visible in the detail;
+(c) single-event requests, one 5,000-event request; (d) a paced phase at 75 % of
+    min(--rate, what (b) reached), or at --fresh-rate: freshness (detail and summary)
+    and WebSocket delivery to 100 subscribers; (e) a paced offer of --rate events/s for
+    --seconds, until queryable (last: a backlog it leaves would be measured by what came
+    after); the RSS of every product process at ready, after (d) and at the end.
 
-    python benchmarks/ingest.py [--events 50000] [--batch 1000]
+    python benchmarks/ingest.py [--events 50000] [--batch 1000] [--rate 20000]
+                                [--seconds 60] [--also-target-75] [--fresh-rate R]
 Last line: BENCH {json}.
 """
 
@@ -24,22 +30,16 @@ import orjson
 import typer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks._harness import machine, running_product  # noqa: E402
+from benchmarks import _ingest_probes as probes  # noqa: E402
+from benchmarks._harness import (  # noqa: E402
+    machine,
+    rss_report,
+    rss_snapshot,
+    running_product,
+)
+from benchmarks._ingest_probes import STEPS, _events_for  # noqa: E402
 from runledger.kafka import make_consumer, make_producer  # noqa: E402
 from runledger.settings import Settings  # noqa: E402
-
-STEPS = 5  # 10 reported events per execution: started + succeeded per step
-
-
-def _events_for(eid: str) -> list[dict]:
-    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-    out = []
-    for i in range(STEPS):
-        for kind in ("step_started", "step_succeeded"):
-            out.append({"event_id": f"{eid}-{i}-{kind}", "execution_id": eid,
-                        "event_type": kind, "step_id": f"step_{i}", "system": f"S{i % 3}",
-                        "module": f"M{i}", "timestamp": now, "data": {"duration_ms": 5}})
-    return out
 
 
 async def raw_baseline(settings: Settings, n: int, size: int) -> dict[str, float]:
@@ -185,9 +185,75 @@ async def big_batch_latency(base_url: str, n: int = 10) -> float:
     return statistics.mean(times) * 1000
 
 
-def main(events: int = 50_000, batch: int = 1_000) -> None:
+async def settle(base_url: str, executions: int = 100) -> float:
+    """Wait until what came before is applied and projected: a batch of ``executions``
+    (on every partition, in all likelihood) must show every event. Returns the seconds."""
+    eids = probes.new_ids(executions, "settle")
+    t0 = time.perf_counter()
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
+        r = await client.post("/api/v1/events", content=orjson.dumps(
+            {"events": [e for eid in eids for e in _events_for(eid)]}), headers=probes.JSON)
+        r.raise_for_status()
+        await probes.wait_queryable(client, eids)
+    return time.perf_counter() - t0
+
+
+async def sustained(base_url: str, rate: float, seconds: float, batch: int) -> dict:
+    """Offer ``rate`` events/s for ``seconds``, then wait until every execution is
+    queryable (the last of each batch and 100 at random: detail shows every event)."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
+        run = await probes.paced(client, rate, seconds, batch)
+        acc = run.accepted_events()
+        print(f"  offered {rate:,.0f} events/s for {seconds:.0f}s: sent "
+              f"{len(run.batches)}/{run.planned} batches, {run.failed} not accepted, accepted "
+              f"{acc:,} events = {run.accepted_rate():,.0f} events/s", flush=True)
+        ids = probes.sample_ids(run.accepted)
+        seen, last = await probes.wait_queryable(client, ids)
+    done = seen == len(ids) and acc > 0
+    # not all queryable in time: the share seen over the whole wait, a lower bound
+    e2e = acc / (last - run.t0) if done else acc * seen / max(len(ids), 1) / (
+        time.perf_counter() - run.t0)  # fmt: skip
+    return {"sustained_offered_events_per_s": round(rate, 1), "sustained_seconds": seconds,
+            "sustained_accepted_events_per_s": round(run.accepted_rate(), 1),
+            "sustained_events_per_s": round(e2e, 1), "sustained_all_queryable": done,
+            "sustained_failed_requests": run.failed,
+            "sustained_held": run.accepted_rate() >= 0.95 * rate}  # fmt: skip
+
+
+async def fresh_and_live(base_url: str, rate: float, seconds: float, batch: int,
+                         subscribers: int = 100) -> dict:  # fmt: skip
+    """A paced phase at ``rate``: freshness (202 → detail and summary both show every
+    event) of the last execution of each batch, and WebSocket delivery to ``subscribers``
+    clients, each subscribed to an execution sent during the phase."""
+    per_batch = max(batch // probes.PER_EXEC, 1)
+    planned = probes.planned_batches(rate, seconds, batch)
+    live = probes.Live(base_url, probes.new_ids(subscribers, "ws"))
+    await live.open()
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
+        fresh = probes.Freshness(client)
+
+        def accepted(b: probes.Batch) -> None:
+            fresh.on_accept(b)
+            live.on_accept(b)
+
+        run = await probes.paced(client, rate, seconds, batch,
+                                 probes.spread(live.eids, planned, per_batch), accepted)
+        await fresh.wait()
+        ws = await live.close()
+    return {"rate_events_per_s": round(rate, 1),
+            "accepted_events_per_s": round(run.accepted_rate(), 1),
+            "freshness_samples": len(fresh.samples), "freshness_expected": len(fresh.tasks),
+            "freshness_p50_ms": probes.pct_ms(fresh.samples, 0.5),
+            "freshness_p99_ms": probes.pct_ms(fresh.samples, 0.99), **ws}
+
+
+def main(events: int = 50_000, batch: int = 1_000, rate: float = 20_000.0,
+         seconds: float = 60.0, also_target_75: bool = False, fresh_rate: float = 0.0,
+         ) -> None:  # fmt: skip
+    """Phases, the overloading one last: what runs after a backlog measures the backlog."""
     with running_product() as (settings, base_url):
         print(f"machine: {machine()}", flush=True)
+        rss_start = rss_snapshot()
         raw = asyncio.run(raw_baseline(settings, events // (STEPS * 2), 1_600))
         baseline = raw["msgs_per_s"]
         print(f"raw broker, one message per execution (~1.6 kB, as the API sends): "
@@ -198,12 +264,37 @@ def main(events: int = 50_000, batch: int = 1_000) -> None:
         print(f"end to end: {e2e}", flush=True)
         single = {}
         for connections in (64, 256):
-            rate, p99 = asyncio.run(single_event_rate(base_url, connections))
-            single[connections] = rate
+            rate_s, p99 = asyncio.run(single_event_rate(base_url, connections))
+            single[connections] = rate_s
             print(f"single-event requests ({connections} keep-alive connections): "
-                  f"{rate:,.0f} req/s, p99 {p99:.0f} ms", flush=True)
+                  f"{rate_s:,.0f} req/s, p99 {p99:.0f} ms", flush=True)
         big_ms = asyncio.run(big_batch_latency(base_url))
         print(f"one 5,000-event request (sequential): {big_ms:.1f} ms", flush=True)
+        print(f"settled (the backlog of the phases before applied) in "
+              f"{asyncio.run(settle(base_url)):.1f}s", flush=True)
+        r75 = fresh_rate or 0.75 * min(rate, e2e["events_per_s"])
+        print(f"75 % of the target rate would be {0.75 * rate:,.0f} events/s; running at "
+              + (f"--fresh-rate {r75:,.0f}" if fresh_rate else f"75 % of min(target, the "
+                 f"burst's end to end) = {r75:,.0f}") + " events/s", flush=True)
+        f75 = asyncio.run(fresh_and_live(base_url, r75, seconds, batch))
+        probes.print_fresh("paced phase", f75)
+        rss_warm = rss_snapshot()
+        print(f"sustained: offering {rate:,.0f} events/s for {seconds:.0f}s, batches of "
+              f"{batch}, {probes.IN_FLIGHT} in flight", flush=True)
+        sus = asyncio.run(sustained(base_url, rate, seconds, batch))
+        print(f"sustained: offered {rate:,.0f}/s, accepted "
+              f"{sus['sustained_accepted_events_per_s']:,.0f}/s, end to end "
+              f"{sus['sustained_events_per_s']:,.0f}/s (all queryable: "
+              f"{sus['sustained_all_queryable']}); held {seconds:.0f}s at ≥ 95 % of the offer: "
+              f"{sus['sustained_held']}", flush=True)
+        extra = {}
+        if also_target_75:
+            ft = asyncio.run(fresh_and_live(base_url, 0.75 * rate, seconds, batch))
+            probes.print_fresh("at 75 % of target", ft)
+            extra = {f"target75_{k}": v for k, v in ft.items()}
+        print("memory of the product's processes (MB), start (ready) → after the paced phase "
+              "at 75 % → end (after the sustained offer):", flush=True)
+        rss = rss_report(rss_start, rss_warm, rss_snapshot())
     result = {"bench": "ingest", "machine": machine(), **e2e,
               "single_event_req_per_s": round(single[64], 1),
               "single_event_req_per_s_256": round(single[256], 1),
@@ -211,7 +302,12 @@ def main(events: int = 50_000, batch: int = 1_000) -> None:
               "baseline_msgs_per_s": round(baseline, 1),
               "baseline_events_per_s": round(baseline * STEPS * 2, 1),
               "ratio": round(e2e["events_per_s"] / (baseline * STEPS * 2), 4), "batch": batch,
-              "pid": os.getpid()}
+              **sus, **{f"fresh75_{k}": v for k, v in f75.items()}, **extra,
+              "rss_mb": rss, "pid": os.getpid()}  # fmt: skip
+    result["targets_met"] = probes.verdicts(result)
+    word = {True: "MET", False: "missed", None: "n/a (not run at 75 % of 20,000/s)"}
+    print("targets: " + ", ".join(f"{k} {word[v]}" for k, v in result["targets_met"].items()),
+          flush=True)
     print("BENCH " + orjson.dumps(result).decode())
 
 
