@@ -16,7 +16,6 @@ from aiokafka.errors import KafkaError
 from api.auth import current_actor
 from api.deps import AppContext
 from api.envelope import ApiError
-from projections import queries
 from projections.journal import Entry
 from runledger.metrics import COMMANDS
 from streams.contracts import Rehydrate
@@ -71,7 +70,7 @@ async def _with_archived_states(ctx: AppContext, entries: Sequence[Entry]) -> li
                if e.topic and ctx.hot_until.get(e.execution_id, 0) < now}  # fmt: skip
     if not unknown:
         return list(entries)
-    finished = await queries.load_states(ctx.ch, unknown, finished_only=True, database=ctx.db)
+    finished = await ctx.archive.finished(unknown)
     _not_archived(ctx, unknown - finished.keys(), now)
     out: list[Entry] = []
     sent: set[tuple[str, str]] = set()

@@ -12,9 +12,11 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 
+from api.archive import ArchiveLookup
 from api.bus import CommandBus
 from api.queue_watch import QueueWatch
 from api.tail import EventTail
+from projections import queries
 from projections.export_status import ExportRegistry
 from projections.rebuild import RebuildRun
 from runledger.hooks import Hooks
@@ -47,6 +49,11 @@ class AppContext:
     queue: QueueWatch = field(default_factory=QueueWatch)
     edge: Any = None  # api.backpressure.EdgeLimits on app.state (body size, rate limit)
     executor_caps: SystemCaps | None = None  # what executors read (follow_limits.py)
+    archive: ArchiveLookup = field(init=False)  # finished executions' states (api/accept.py)
+
+    def __post_init__(self) -> None:
+        self.archive = ArchiveLookup(lambda ids: queries.load_states(
+            self.ch, ids, finished_only=True, database=self.db))  # fmt: skip
 
     @property
     def db(self) -> str:
