@@ -293,7 +293,7 @@ def main(events: int = 50_000, batch: int = 1_000, rate: float = 20_000.0,
             probes.print_fresh("at 75 % of target", ft)
             extra = {f"target75_{k}": v for k, v in ft.items()}
         print("memory of the product's processes (MB), start (ready) → after the paced phase "
-              "at 75 % → end (after the sustained offer):", flush=True)
+              "→ end (after the sustained offer):", flush=True)
         rss = rss_report(rss_start, rss_warm, rss_snapshot())
     result = {"bench": "ingest", "machine": machine(), **e2e,
               "single_event_req_per_s": round(single[64], 1),
