@@ -109,10 +109,6 @@ class ExecutionWorker:
         self.table: Any = table
         assert self.table.changelog_topic.get_topic_name() == changelog_topic(s)
         self.app.agent(self.source, name="advance")(self._advance)
-        # A batch writes one changelog record per execution it changed. Faust holds the
-        # next message back while more than 100 writes wait to be sent, with a warning
-        # each time: at load that was every batch. The batches bound it already.
-        self.app.producer.buffer.max_messages = 2 * WORKER_BATCH
         self.app.timer(s.timer_scan_interval)(self._scan_timers)
         if s.uses_generations:
             self.app.task(self._watch_generation)
