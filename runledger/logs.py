@@ -72,3 +72,8 @@ def setup_logging(level: str | int = "INFO", process_name: str = "runledger") ->
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper() if isinstance(level, str) else level)
+    # Faust warns "producer buffer full" whenever more than 100 changelog writes wait to
+    # be sent: at load, after every batch of the worker (one write per execution it
+    # changed). Nothing to act on; raising Faust's limit instead made the worker slower
+    # (stop 33, benchmarks/orchestrated.py).
+    logging.getLogger("faust.transport.producer").setLevel(logging.ERROR)

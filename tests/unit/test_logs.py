@@ -9,7 +9,7 @@ import logging
 import httpx
 from pydantic import BaseModel
 
-from runledger.logs import JsonFormatter
+from runledger.logs import JsonFormatter, setup_logging
 from streams.contracts import StepTask
 from streams.executors.registry import ExecutorContext, Result
 from streams.executors.runner import run_task
@@ -60,3 +60,19 @@ async def test_an_executors_lines_carry_the_execution_id() -> None:
     assert crash["execution_id"] == "ex7" and crash["task_id"] == "ex7/post/1"
     assert "RuntimeError: boom" in str(crash["exc"])
     assert "execution_id" not in after
+
+
+def test_fausts_per_batch_buffer_warning_is_not_logged_but_its_other_warnings_are() -> None:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        setup_logging("INFO", "worker-0")
+        assert not logging.getLogger("faust.transport.producer").isEnabledFor(logging.WARNING)
+        assert logging.getLogger("faust.transport.consumer").isEnabledFor(logging.WARNING)
+        assert logging.getLogger("faust.tables").isEnabledFor(logging.WARNING)
+    finally:
+        for h in list(root.handlers):
+            root.removeHandler(h)
+        for h in handlers:
+            root.addHandler(h)
+        root.setLevel(level)
