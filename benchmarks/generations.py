@@ -32,6 +32,7 @@ from rich.progress import Progress
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._harness import machine, running_product  # noqa: E402
+from benchmarks._ingest_probes import STEPS, _events_for  # noqa: E402
 from benchmarks._soak_probes import (  # noqa: E402
     fetch_vs_fresh,
     gapless,
@@ -44,7 +45,6 @@ from benchmarks.broker import (  # noqa: E402
     fetch_latencies,
     pct,
 )
-from benchmarks.ingest import STEPS, _events_for  # noqa: E402
 from runledger import generations  # noqa: E402
 from runledger.settings import Settings  # noqa: E402
 
