@@ -50,18 +50,23 @@ class AppContext:
     edge: Any = None  # api.backpressure.EdgeLimits on app.state (body size, rate limit)
     executor_caps: SystemCaps | None = None  # what executors read (follow_limits.py)
     archive: ArchiveLookup = field(init=False)  # finished executions' states (api/accept.py)
+    _masker: Masker = field(init=False, repr=False)  # masker() without names
 
     def __post_init__(self) -> None:
         self.archive = ArchiveLookup(lambda ids: queries.load_states(
             self.ch, ids, finished_only=True, database=self.db))  # fmt: skip
+        self._masker = Masker.of(self.settings.mask_patterns)
 
     @property
     def db(self) -> str:
         return self.settings.clickhouse_database
 
     def masker(self, names: list[str] | tuple[str, ...] = ()) -> Masker:
-        """The configured masking, plus the exact key ``names`` one request asks for."""
-        return Masker.of(self.settings.mask_patterns, names)
+        """The configured masking, plus the exact key ``names`` one request asks for. Without
+        names it is one masker for the process, so its verdicts per key name are kept."""
+        if names:
+            return Masker.of(self.settings.mask_patterns, names)
+        return self._masker
 
     def remember_accepted(self, execution_id: str, tenant: str) -> None:
         """Executions accepted by this process, so they read `pending` before projection."""

@@ -9,7 +9,7 @@ A value is secret when its key names a credential: ``Authorization``, ``Cookie``
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -23,6 +23,7 @@ _SECRET_PARTS = ("token", "secret", "password", "api_key", "apikey")
 # the same few key names come back with every event (8 % of the API's main thread at
 # ingest, py-spy).
 _NAMES_CACHED = 8192
+_NESTED = (dict, list, tuple)
 
 
 @lru_cache(maxsize=_NAMES_CACHED)
@@ -36,7 +37,8 @@ def mask_keys(obj: Any, is_masked: Callable[[str], bool]) -> Any:
     """A copy of ``obj`` with the value of every key ``is_masked`` names replaced by ``***``,
     recursively through dicts, lists and tuples. Other values are returned as they are."""
     if isinstance(obj, dict):
-        return {k: MASK if isinstance(k, str) and is_masked(k) else mask_keys(v, is_masked)
+        return {k: MASK if isinstance(k, str) and is_masked(k)
+                else mask_keys(v, is_masked) if isinstance(v, _NESTED) else v
                 for k, v in obj.items()}  # fmt: skip
     if isinstance(obj, list):
         return [mask_keys(v, is_masked) for v in obj]
@@ -63,6 +65,7 @@ class Masker:
 
     patterns: tuple[str, ...] = ()
     names: frozenset[str] = frozenset()
+    _verdicts: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, patterns: Iterable[str] = (), names: Iterable[str] = ()) -> Masker:
@@ -70,9 +73,15 @@ class Masker:
                    frozenset(_normal(n) for n in names if n.strip()))  # fmt: skip
 
     def is_masked(self, name: str) -> bool:
-        low = _normal(name)
-        return (is_secret_name(name) or low in self.names
-                or any(part in low for part in self.patterns))  # fmt: skip
+        verdict = self._verdicts.get(name)
+        if verdict is None:
+            low = _normal(name)
+            verdict = (is_secret_name(name) or low in self.names
+                       or any(part in low for part in self.patterns))  # fmt: skip
+            if len(self._verdicts) >= _NAMES_CACHED:
+                self._verdicts.clear()
+            self._verdicts[name] = verdict
+        return verdict
 
     def __call__(self, obj: Any) -> Any:
         return mask_keys(obj, self.is_masked)
