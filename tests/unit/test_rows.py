@@ -171,3 +171,47 @@ def test_a_start_moved_earlier_retracts_the_row_under_the_old_start():
     assert (new["started_at"], new["is_deleted"], new["last_seq"]) == (T0 + 500, 0, 2)
     third = project([h.add("log", T0 + 1300, message="same start")], second.states)
     assert [r["is_deleted"] for r in third.by_time.as_dicts()] == [0]
+
+
+def _with_state_parsed(out) -> list[dict]:
+    return [{**row, "state": ExecutionState.model_validate_json(row["state"])}
+            for row in out.executions.as_dicts()]  # fmt: skip
+
+
+def _state_json(state: ExecutionState | None, **changes: object) -> bytes:
+    assert state is not None
+    return state.model_copy(update=changes).model_dump_json().encode()
+
+
+def test_a_state_shipped_with_the_events_gives_the_rows_folding_gives():
+    h = recon_execution()
+    folded = project(h.events, {})
+    state = folded.states["exec_recon"]
+    shipped = project(h.events, {}, {"exec_recon": (state.seq, _state_json(state))})
+    for table in ("events", "step_records", "by_time", "by_status"):
+        assert getattr(shipped, table).rows == getattr(folded, table).rows, table
+    assert _with_state_parsed(shipped) == _with_state_parsed(folded)  # sets: any order
+    assert shipped.states == folded.states and shipped.applied == folded.applied
+    first = project(h.events[:8], {})
+    prior = {"exec_recon": first.states["exec_recon"]}
+    again = project(h.events[5:], prior, {"exec_recon": (state.seq, _state_json(state))})
+    assert _with_state_parsed(again) == _with_state_parsed(project(h.events[5:], prior))
+    assert again.duplicates == 3
+
+
+def test_a_shipped_state_is_used_only_for_the_seq_the_kept_events_end_at():
+    h = recon_execution()
+    state = project(h.events, {}).states["exec_recon"]
+    marked = _state_json(state, message="from the worker")  # shows when it was used
+
+    def message(events, shipped):
+        out = project(events, {}, {"exec_recon": shipped})
+        return out.states["exec_recon"].message if out.states else None
+
+    assert message(h.events, (state.seq, marked)) == "from the worker"
+    assert message(h.events[:8], (state.seq, marked)) == ""  # the fold's, at seq 8
+    gapped = [*h.events[:4], *h.events[5:]]  # seq 5 missing: only 1..4 are kept
+    assert message(gapped, (state.seq, marked)) != "from the worker"
+    # a state much larger than the events it would replace is not worth decoding
+    big = _state_json(state, message="from the worker" + "x" * 50_000)
+    assert message(h.events, (state.seq, big)) == state.message
