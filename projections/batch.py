@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +19,7 @@ from aiokafka import TopicPartition
 from pydantic import ValidationError
 
 from projections import dead_letters
-from streams.contracts import STATE_HEADER, Event, EventsMessage
+from streams.contracts import Event, EventsMessage
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +33,6 @@ class Taken:
     messages: Messages
     offsets: dict[TopicPartition, int]
     dead: list[tuple[Any, ...]]
-    states: dict[str, tuple[int, bytes]] = field(default_factory=dict)  # rows.Shipped
 
     @property
     def events(self) -> list[Event]:
@@ -50,11 +48,8 @@ class Batch:
     dead: list[tuple[Any, ...]] = field(default_factory=list)
     offsets: dict[TopicPartition, int] = field(default_factory=dict)  # next, per partition
     inflight: Messages = field(default_factory=list)
-    # execution id -> (seq, state JSON): the latest state a message carried (rows.Shipped)
-    states: dict[str, tuple[int, bytes]] = field(default_factory=dict)
 
-    def add(self, tp: TopicPartition, offset: int, value: bytes | str | None,
-            headers: Sequence[tuple[str, bytes]] = ()) -> bool:  # fmt: skip
+    def add(self, tp: TopicPartition, offset: int, value: bytes | str | None) -> bool:
         """One consumed message; False if it was malformed and skipped (its offset still
         counts: a bad message must not stall the projector)."""
         self.offsets[tp] = offset + 1
@@ -78,15 +73,7 @@ class Batch:
         if events:
             self.messages.append((tp, events))
             self.events += len(events)
-            self._keep_state(events[-1], headers)
         return True
-
-    def _keep_state(self, last: Event, headers: Sequence[tuple[str, bytes]]) -> None:
-        state = next((v for k, v in headers if k == STATE_HEADER), None)
-        if state:
-            known = self.states.get(last.execution_id)
-            if known is None or known[0] < last.seq:
-                self.states[last.execution_id] = (last.seq, state)
 
     def due(self, max_events: int, max_delay: float) -> bool:
         if self.since is None:
@@ -104,9 +91,9 @@ class Batch:
         """Everything consumed so far (now in flight), or None if nothing was."""
         if self.since is None:
             return None
-        taken = Taken(self.messages, self.offsets, self.dead, self.states)
+        taken = Taken(self.messages, self.offsets, self.dead)
         self.inflight = taken.messages
-        self.messages, self.offsets, self.dead, self.states = [], {}, [], {}
+        self.messages, self.offsets, self.dead = [], {}, []
         self.events, self.since = 0, None
         return taken
 
@@ -118,9 +105,6 @@ class Batch:
         self.inflight = []
         self.messages = taken.messages + self.messages
         self.dead = taken.dead + self.dead
-        for eid, (seq, state) in taken.states.items():
-            if eid not in self.states or self.states[eid][0] < seq:
-                self.states[eid] = (seq, state)
         self.events = sum(len(events) for _, events in self.messages)
         for tp, offset in taken.offsets.items():
             self.offsets[tp] = max(offset, self.offsets.get(tp, 0))

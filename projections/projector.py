@@ -135,8 +135,7 @@ class Projector:
             )  # fmt: skip
             for tp, messages in records.items():
                 for message in messages:
-                    if not self._batch.add(tp, message.offset, message.value,
-                                           message.headers):  # fmt: skip
+                    if not self._batch.add(tp, message.offset, message.value):
                         self.stats.undecodable += 1
             if self._batch.due(self.max_batch, self.max_delay):
                 await self._flush_until_done()
@@ -170,7 +169,7 @@ class Projector:
                 return []
             started = time.perf_counter()
             try:
-                await self.writer.write(taken.events, taken.states)
+                await self.writer.write(taken.events)
                 applied = self.writer.last_applied
                 await dead_letters.insert(self.ch, self.database, taken.dead)  # ids dedupe
             except BaseException:

@@ -6,10 +6,6 @@
 (every attempt of every step the batch touched). Delivery is at-least-once, so events at
 or below an execution's projected seq are dropped; an event that does not continue the
 seq would leave a gap, so it and the rest of that execution's batch are kept out.
-
-The worker ships each execution's state after the events of a message with it (the
-``STATE_HEADER`` of streams/contracts.py). Where that state is the one after the events
-kept, ``project`` decodes it instead of folding, when that is cheaper (``SHIPPED_BYTES_PER_EVENT``).
 """
 
 from __future__ import annotations
@@ -47,11 +43,6 @@ EXECUTION_COLUMNS = (
     "environment", "labels", "systems", "modules", "failed_steps", "error_type", "started_at",
     "finished_at", "duration_ms", "last_seq", "state", "updated_at",
 )  # fmt: skip
-# Offline, best of 5: decoding a 3.5 kB state took 70 µs, and folding the 11 events it
-# came after 230 µs (~20 µs per event); decoding grows with the state's size, folding with
-# the events. A shipped state is decoded when it has at most this many bytes per event.
-SHIPPED_BYTES_PER_EVENT = 1_500
-Shipped = Mapping[str, tuple[int, bytes]]  # execution id -> (seq, its state JSON at that seq)
 STEP_RECORD_COLUMNS = (
     "tenant", "execution_id", "workflow_id", "plan_id", "step_id", "attempt", "system",
     "module", "status", "started_at", "finished_at", "duration_ms", "error", "error_type",
@@ -115,12 +106,8 @@ def dedup_token(events: Iterable[Event]) -> str:
     return h.hexdigest()
 
 
-def project(
-    batch: Sequence[Event], prior: Mapping[str, ExecutionState | None],
-    shipped: Shipped | None = None,
-) -> Projection:
-    """Fold ``batch`` onto ``prior`` (missing or None = not projected yet) into rows;
-    ``shipped``: states the worker sent with the events (see the module's docstring)."""
+def project(batch: Sequence[Event], prior: Mapping[str, ExecutionState | None]) -> Projection:
+    """Fold ``batch`` onto ``prior`` (missing or None = not projected yet) into rows."""
     out = Projection(
         events=Rows(EVENT_COLUMNS), executions=Rows(EXECUTION_COLUMNS),
         step_records=Rows(STEP_RECORD_COLUMNS), by_time=Rows(BY_TIME_COLUMNS),
@@ -131,8 +118,7 @@ def project(
         by_execution.setdefault(event.execution_id, []).append(event)
     for execution_id, events in by_execution.items():
         before = prior.get(execution_id)
-        state, kept, touched = _fold(out, before, sorted(events, key=lambda e: e.seq),
-                                     (shipped or {}).get(execution_id))  # fmt: skip
+        state, kept, touched = _fold(out, before, sorted(events, key=lambda e: e.seq))
         if state is None or not kept:
             continue
         out.states[execution_id] = state
@@ -155,9 +141,9 @@ def project(
 
 
 def _fold(
-    out: Projection, before: ExecutionState | None, events: list[Event],
-    shipped: tuple[int, bytes] | None,
-) -> tuple[ExecutionState | None, list[Event], set[str]]:  # fmt: skip
+    out: Projection, before: ExecutionState | None, events: list[Event]
+) -> tuple[ExecutionState | None, list[Event], set[str]]:
+    state = before
     seq = before.seq if before is not None else 0
     kept: list[Event] = []
     touched: set[str] = set()
@@ -168,17 +154,11 @@ def _fold(
         if event.seq != seq + 1:
             out.gaps[event.execution_id] = (seq + 1, event.seq, len(events) - i)
             break
+        state = evolve(state, event)
         seq = event.seq
         kept.append(event)
         if event.step_id:
             touched.add(event.step_id)
-    if (kept and shipped is not None and shipped[0] == seq
-            and len(shipped[1]) <= len(kept) * SHIPPED_BYTES_PER_EVENT):
-        # The state at this seq is the fold of the same events (one evolve, one log).
-        return ExecutionState.model_validate_json(shipped[1]), kept, touched
-    state = before
-    for event in kept:
-        state = evolve(state, event)
     return state, kept, touched
 
 

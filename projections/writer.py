@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from projections.clickhouse import ClickHouse
 from projections.queries import archived_events, load_states
-from projections.rows import Projection, Shipped, project
+from projections.rows import Projection, project
 from projections.schema import DEFAULT_DATABASE
 from streams.contracts import Event
 from streams.state import ExecutionState
@@ -50,17 +50,16 @@ class BatchWriter:
         """Drop every cached state (after a rebalance they may be stale)."""
         self._cache.clear()
 
-    async def write(self, batch: list[Event], shipped: Shipped | None = None) -> int:
-        """Fold ``batch`` onto each execution's prior state and insert it; returns new events.
-        ``shipped``: the states the worker sent with the events (rows.project)."""
+    async def write(self, batch: list[Event]) -> int:
+        """Fold ``batch`` onto each execution's prior state and insert it; returns new events."""
         self.last_applied = []
         if not batch:
             return 0
         prior = await self._priors({e.execution_id for e in batch})
-        proj = await asyncio.to_thread(project, batch, prior, shipped)
+        proj = await asyncio.to_thread(project, batch, prior)
         if proj.gaps:
             tail = await self._catch_up(set(proj.gaps), prior)
-            proj = await asyncio.to_thread(project, tail + batch, prior, shipped)
+            proj = await asyncio.to_thread(project, tail + batch, prior)
         timings = await write_projection(self.ch, proj, database=self.database)
         self.stats.last_insert_ms.update(timings)
         for execution_id, (expected, got, kept_out) in proj.gaps.items():

@@ -34,7 +34,6 @@ from streams.admission_contracts import ADMISSION_KEY
 from streams.builder import Outbound
 from streams.changelog import changelog_partition_of
 from streams.contracts import (
-    STATE_HEADER,
     ChildFinished,
     DeadLetter,
     Event,
@@ -146,7 +145,7 @@ class ExecutionWorker:
                 acks.append(await self._dead_letter(ev, f"undecodable: {exc}"))
                 continue
             grouped.setdefault(msg.execution_id, []).append((ev, msg))
-        changed: dict[str, tuple[EventT, ExecutionState, bytes]] = {}
+        changed: dict[str, tuple[EventT, ExecutionState]] = {}
         evicted: dict[str, EventT] = {}
         queue_write: tuple[EventT, bytes] | None = None
         for eid, items in grouped.items():
@@ -170,16 +169,10 @@ class ExecutionWorker:
                 out.extend(decision.events)
                 tasks.extend(decision.tasks)
                 outbound.extend(decision.messages)
-            # one encoding for the table and for the events message (contracts.STATE_HEADER)
-            encoded = b""
-            if state is not None and state is not before:
-                encoded = state.model_dump_json().encode()
             if out:
                 count_events(out)
                 body = EventsMessage(events=tuple(out)).model_dump_json().encode()
-                acks.append(await self.events.send(
-                    key=eid.encode(), value=body, force=True,
-                    headers=[(STATE_HEADER, encoded)] if encoded else None))  # fmt: skip
+                acks.append(await self.events.send(key=eid.encode(), value=body, force=True))
             for task in tasks:
                 acks.append(await self.tasks.send(key=eid.encode(),
                                                   value=task.model_dump_json().encode(),
@@ -190,17 +183,17 @@ class ExecutionWorker:
                                              value=m.model_dump_json().encode(), force=True))
             if state is not None and self._evictable(state, [m for _, m in items]):
                 evicted[eid] = items[-1][0]
-            elif state is not None and encoded:  # new events, or a rehydrate
-                changed[eid] = (items[-1][0], state, encoded)
+            elif state is not None and state is not before:  # new events, or a rehydrate
+                changed[eid] = (items[-1][0], state)
         if acks:
             await asyncio.gather(*acks)
         if queue_write is not None:
             with changelog_partition_of(queue_write[0]):
                 self.table[QUEUE_KEY] = queue_write[1]
-        for eid, (ev, state, encoded) in changed.items():
+        for eid, (ev, state) in changed.items():
             key = eid.encode()
             with changelog_partition_of(ev):
-                self.table[key] = encoded
+                self.table[key] = state.model_dump_json().encode()
             self._note_due(key, state)
         for eid, ev in evicted.items():
             key = eid.encode()

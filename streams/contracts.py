@@ -267,13 +267,6 @@ class StepTask(_Frozen):
     secret_refs: dict[str, list[str]] = Field(default_factory=dict)
 
 
-# Additive: the worker's messages on `runledger.events` carry, in this Kafka header, the
-# execution's state (ExecutionState JSON) after their last event. The projector decodes it
-# instead of folding the events again (projections/rows.py); a message without it (a
-# worker before this header) is folded as before.
-STATE_HEADER = "state"
-
-
 class EventsMessage(_Frozen):
     """A message on `runledger.events`: one execution's new events in seq order."""
 

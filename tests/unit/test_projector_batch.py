@@ -65,17 +65,3 @@ def test_a_revoked_partition_is_forgotten_and_a_bad_message_only_skipped() -> No
     assert batch.add(OTHER, 3, _message(erp))
     batch.drop({OTHER})
     assert batch.take() is None and not batch.due(0, 0)  # nothing left to flush
-
-
-def test_the_latest_shipped_state_of_an_execution_goes_with_its_events() -> None:
-    recon = recon_execution().events
-    batch = Batch("runledger.dead-letters")
-    assert batch.add(EVENTS, 0, _message(recon[:4]), [("state", b"at-4")])
-    assert batch.add(EVENTS, 1, _message(recon[4:8]), [("other", b"x"), ("state", b"at-8")])
-    assert batch.add(EVENTS, 2, _message(recon[2:4]), [("state", b"at-4")])  # a redelivery
-    taken = batch.take()
-    assert taken is not None and taken.states == {"exec_recon": (8, b"at-8")}
-    assert batch.add(EVENTS, 3, _message(recon[8:10]))  # no header: an older worker's
-    batch.give_back(taken)
-    again = batch.take()
-    assert again is not None and again.states == {"exec_recon": (8, b"at-8")}
