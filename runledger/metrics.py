@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter as CountOf
 from collections.abc import Iterable
 from typing import Any
 
@@ -57,12 +58,20 @@ STEP_OUTCOMES = Counter("runledger_step_outcomes_total", "Step attempts that end
 
 def count_events(events: Iterable[Any]) -> None:
     """A worker's emitted events (``streams.contracts.Event``) by type, and the step
-    attempts that ended, by outcome and error type."""
+    attempts that ended, by outcome and error type. Counted first, then one increment per
+    label set: each increment writes the multiprocess mmap file under a lock (per event,
+    that was ~3 % of the worker at ingest, py-spy)."""
+    kinds: CountOf[str] = CountOf()
+    outcomes: CountOf[tuple[str, str]] = CountOf()
     for e in events:
-        EVENTS.labels(e.event_type).inc()
+        kinds[e.event_type] += 1
         if e.event_type in ("step_succeeded", "step_failed"):
-            STEP_OUTCOMES.labels(e.event_type.removeprefix("step_"),
-                                 str(e.data.get("error_type") or "")).inc()  # fmt: skip
+            outcomes[e.event_type.removeprefix("step_"),
+                     str(e.data.get("error_type") or "")] += 1  # fmt: skip
+    for kind, n in kinds.items():
+        EVENTS.labels(kind).inc(n)
+    for (outcome, error_type), n in outcomes.items():
+        STEP_OUTCOMES.labels(outcome, error_type).inc(n)
 
 
 DEAD_LETTERS = Counter("runledger_dead_letters_total", "Messages parked as dead letters")

@@ -148,6 +148,7 @@ class ExecutionWorker:
         changed: dict[str, tuple[EventT, ExecutionState]] = {}
         evicted: dict[str, EventT] = {}
         queue_write: tuple[EventT, bytes] | None = None
+        emitted: list[Event] = []
         for eid, items in grouped.items():
             if eid == ADMISSION_KEY:
                 queue_write = await self.queue.apply(items, acks)
@@ -170,7 +171,7 @@ class ExecutionWorker:
                 tasks.extend(decision.tasks)
                 outbound.extend(decision.messages)
             if out:
-                count_events(out)
+                emitted.extend(out)
                 body = EventsMessage(events=tuple(out)).model_dump_json().encode()
                 acks.append(await self.events.send(key=eid.encode(), value=body, force=True))
             for task in tasks:
@@ -185,6 +186,7 @@ class ExecutionWorker:
                 evicted[eid] = items[-1][0]
             elif state is not None and state is not before:  # new events, or a rehydrate
                 changed[eid] = (items[-1][0], state)
+        count_events(emitted)  # once per batch: see runledger/metrics.py
         if acks:
             await asyncio.gather(*acks)
         if queue_write is not None:
