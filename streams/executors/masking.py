@@ -65,7 +65,11 @@ class Masker:
 
     patterns: tuple[str, ...] = ()
     names: frozenset[str] = frozenset()
-    _verdicts: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
+    # is_masked, cached per key name like the module's own checks (set in __post_init__)
+    _cached: Callable[[str], bool] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_cached", lru_cache(maxsize=_NAMES_CACHED)(self._decide))
 
     @classmethod
     def of(cls, patterns: Iterable[str] = (), names: Iterable[str] = ()) -> Masker:
@@ -73,15 +77,12 @@ class Masker:
                    frozenset(_normal(n) for n in names if n.strip()))  # fmt: skip
 
     def is_masked(self, name: str) -> bool:
-        verdict = self._verdicts.get(name)
-        if verdict is None:
-            low = _normal(name)
-            verdict = (is_secret_name(name) or low in self.names
-                       or any(part in low for part in self.patterns))  # fmt: skip
-            if len(self._verdicts) >= _NAMES_CACHED:
-                self._verdicts.clear()
-            self._verdicts[name] = verdict
-        return verdict
+        return self._cached(name)
+
+    def _decide(self, name: str) -> bool:
+        low = _normal(name)
+        return (is_secret_name(name) or low in self.names
+                or any(part in low for part in self.patterns))  # fmt: skip
 
     def __call__(self, obj: Any) -> Any:
         return mask_keys(obj, self.is_masked)
