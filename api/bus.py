@@ -11,6 +11,7 @@ from aiokafka.errors import KafkaError
 from api.envelope import ApiError
 from runledger.kafka import logical_topic, make_producer
 from runledger.settings import Settings
+from streams.bundles import pack
 
 log = logging.getLogger("runledger.api.bus")
 Record = tuple[str, str, bytes]  # (topic, key = execution id, value)
@@ -46,8 +47,10 @@ class CommandBus:
                            "broker is restored: retry with the same ids") from exc
 
     async def _send(self, records: Sequence[Record]) -> None:
+        """One Kafka message per topic and partition (streams/bundles.py): the worker's
+        cost is per message, not per execution."""
         topic = self.settings.topic
         futures = [await self.producer.send(topic(logical_topic(name)), value=value,
                                             key=key.encode())
-                   for name, key, value in records]  # fmt: skip
+                   for name, key, value in pack(records, self.settings.partitions)]  # fmt: skip
         await asyncio.gather(*futures)

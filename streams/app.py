@@ -22,7 +22,6 @@ from typing import Any
 
 import faust
 from faust.types import EventT
-from pydantic import TypeAdapter, ValidationError
 
 from runledger import generations
 from runledger.kafka import COMPRESSION, changelog_topic, patch_broker_quirks, worker_app_id
@@ -32,6 +31,7 @@ from streams.admission_actor import KEY as QUEUE_KEY
 from streams.admission_actor import AdmissionActor
 from streams.admission_contracts import ADMISSION_KEY
 from streams.builder import Outbound
+from streams.bundles import unpack
 from streams.changelog import changelog_partition_of
 from streams.contracts import (
     ChildFinished,
@@ -40,7 +40,6 @@ from streams.contracts import (
     EventsMessage,
     StepTask,
     Wake,
-    WorkerMessage,
 )
 from streams.cursor import admit, cursor_key, is_cursor_key
 from streams.due_index import DueIndex
@@ -51,7 +50,6 @@ from streams.rereader import Rereader
 from streams.state import ExecutionState
 
 log = logging.getLogger("runledger.worker")
-_decode_message = TypeAdapter(WorkerMessage).validate_json
 WORKER_BATCH = 1000
 # States parsed per step of the timer index rebuild after an assignment: parsing all of a
 # restarted worker's table at once (100k states: ~3 s) held every batch up behind it.
@@ -139,12 +137,11 @@ class ExecutionWorker:
             if not applies:
                 continue
             last_of[ev.message.tp] = ev
-            try:
-                msg = _decode_message(ev.value)
-            except (ValidationError, ValueError) as exc:
-                acks.append(await self._dead_letter(ev, f"undecodable: {exc}"))
-                continue
-            grouped.setdefault(msg.execution_id, []).append((ev, msg))
+            msgs, unreadable = unpack(ev.value)
+            for raw, reason in unreadable:
+                acks.append(await self._dead_letter(ev, reason, raw))
+            for msg in msgs:
+                grouped.setdefault(msg.execution_id, []).append((ev, msg))
         changed: dict[str, tuple[EventT, ExecutionState]] = {}
         evicted: dict[str, EventT] = {}
         queue_write: tuple[EventT, bytes] | None = None
@@ -163,7 +160,10 @@ class ExecutionWorker:
                     decision = decide(state, msg, self.cfg)
                 except Exception as exc:  # a bug or a state it cannot take: park the message
                     log.exception("cannot apply message", extra={"execution_id": eid})
-                    acks.append(await self._dead_letter(ev, f"could not be applied: {exc!r}"))
+                    alone = ev.value if not ev.value.startswith(b"[") else (
+                        msg.model_dump_json().encode())  # one of a bundle: itself only
+                    acks.append(await self._dead_letter(ev, f"could not be applied: {exc!r}",
+                                                        alone, eid))
                     continue
                 DECIDE_SECONDS.observe(time.perf_counter() - started)
                 state = decision.state
@@ -221,17 +221,21 @@ class ExecutionWorker:
         raw = self.table.get(eid.encode())
         return ExecutionState.model_validate_json(raw) if raw else None
 
-    async def _dead_letter(self, ev: EventT, reason: str) -> Any:
+    async def _dead_letter(self, ev: EventT, reason: str, value: bytes,
+                           execution_id: str | None = None) -> Any:  # fmt: skip
+        """Park ``value``: the Kafka message ``ev``, or the one worker message of it that
+        could not be read or applied (streams/bundles.py), under its execution's key."""
         m = ev.message
-        log.warning("dead letter: %s", reason[:500],
-                    extra={"execution_id": (m.key or b"").decode("utf-8", "replace")})
+        raw_key = m.key if execution_id is None else execution_id.encode()
+        key = (raw_key or b"").decode("utf-8", "replace")
+        log.warning("dead letter: %s", reason[:500], extra={"execution_id": key})
         DEAD_LETTERS.inc()
         body = DeadLetter(
             reason=reason[:2000], topic=m.topic, partition=m.partition, offset=m.offset,
-            key=(m.key or b"").decode("utf-8", "replace"),
-            value_b64=base64.b64encode(m.value or b"").decode(), at=_now_ms(),
+            key=key,
+            value_b64=base64.b64encode(value).decode(), at=_now_ms(),
         ).model_dump_json().encode()  # fmt: skip
-        return await self.dead_letters.send(key=m.key, value=body, force=True)
+        return await self.dead_letters.send(key=raw_key, value=body, force=True)
 
     # ------------------------------------------------------------------ timers
 
