@@ -55,6 +55,7 @@ from benchmarks._harness import (  # noqa: E402
     running_product,
 )
 from benchmarks._ingest_probes import PER_EXEC, _events_for  # noqa: E402
+from benchmarks.ingest import single_event_rate  # noqa: E402
 from runledger.broker import EmbeddedBroker, pdeathsig_preexec  # noqa: E402
 from runledger.generations import process_rss_mb  # noqa: E402
 from runledger.kafka import COMPRESSION, make_consumer, make_producer  # noqa: E402
@@ -115,8 +116,9 @@ def edge_app(bootstrap: str, chdir: str, group: str) -> Any:
                     for r in records:
                         for e in orjson.loads(r.value):
                             events.append((e["event_id"], e["execution_id"], e["event_type"],
-                                           e["step_id"], e["system"], e["module"],
-                                           orjson.dumps(e["data"]).decode()))  # fmt: skip
+                                           e.get("step_id") or "", e.get("system") or "",
+                                           e.get("module") or "",
+                                           orjson.dumps(e.get("data") or {}).decode()))
                             latest[e["execution_id"]] = latest.get(e["execution_id"], 0) + 1
                 cols = [list(c) for c in zip(*events, strict=True)]
                 await ch.insert("events", cols, ["event_id", "execution_id", "event_type",
@@ -344,7 +346,12 @@ def measure(label: str, base: str, path: str, counted: Any, per_execution: int,
     figures = asyncio.run(offer(base, path, n_events, batch, counted, per_execution))
     cpu = _cpu_per_event(before, _cpu(names), names, int(figures["events"]))
     _print_cpu(label, figures, cpu)
-    return {**figures, "cpu_us_per_event": cpu}
+    single = {}
+    for connections in (64, 256):
+        rate, p99 = asyncio.run(single_event_rate(base, connections, path=path))
+        single[connections] = {"req_per_s": round(rate), "p99_ms": round(p99, 1)}
+    print(f"  single-event requests: {single}", flush=True)
+    return {**figures, "cpu_us_per_event": cpu, "single_event_requests": single}
 
 
 def run_product(n_events: int, batch: int) -> dict[str, Any]:

@@ -130,8 +130,8 @@ async def end_to_end(base_url: str, n_events: int, batch: int) -> dict:
     }
 
 
-async def single_event_rate(base_url: str, connections: int, seconds: float = 5.0
-                            ) -> tuple[float, float]:  # fmt: skip
+async def single_event_rate(base_url: str, connections: int, seconds: float = 5.0,
+                            path: str = "/api/v1/events") -> tuple[float, float]:  # fmt: skip
     """One-event `POST /events` requests, back to back on each of ``connections`` keep-alive
     connections: (requests/s, p99 ms). A bare HTTP/1.1 client on asyncio streams: httpx
     took ~80 % of a core for ~350 req/s here (stop 18), on the cores the product runs on."""
@@ -150,9 +150,9 @@ async def single_event_rate(base_url: str, connections: int, seconds: float = 5.
                     "event_type": "log", "timestamp": datetime.now(UTC).isoformat(),
                     "message": "tick"}]})  # fmt: skip
                 t0 = time.perf_counter()
-                writer.write(b"POST /api/v1/events HTTP/1.1\r\nHost: bench\r\nContent-Type: "
+                writer.write(b"POST %s HTTP/1.1\r\nHost: bench\r\nContent-Type: "
                              b"application/json\r\nContent-Length: %d\r\n\r\n%s"
-                             % (len(body), body))  # fmt: skip
+                             % (path.encode(), len(body), body))  # fmt: skip
                 head = await reader.readuntil(b"\r\n\r\n")
                 length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
                               if line.lower().startswith(b"content-length:"))  # fmt: skip
