@@ -15,10 +15,8 @@ are read everywhere.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Sequence
-from typing import Any
 
 from aiokafka.partitioner import murmur2
 from pydantic import TypeAdapter, ValidationError
@@ -62,48 +60,6 @@ def pack(records: Sequence[tuple[str, str, bytes]], partitions: int,
             else:
                 out.append((topic, bundle[0][0], b"[" + b",".join(v for _, v in bundle) + b"]"))
     return out
-
-
-class Coalescer:
-    """Sends to one topic what its callers hand in during one turn of the event loop as
-    one message per partition (``pack``). ``send`` returns once the broker acknowledged
-    its message; a caller that needs its messages in order awaits one before the next."""
-
-    def __init__(self, producer: Any, topic: str, partitions: int) -> None:
-        self.producer, self.topic, self.partitions = producer, topic, partitions
-        self._pending: list[tuple[str, bytes, asyncio.Future[None]]] = []
-        self._flushes: set[asyncio.Task[None]] = set()
-
-    async def send(self, key: str, value: bytes) -> None:
-        loop = asyncio.get_running_loop()
-        if not self._pending:  # after the callbacks already due: their sends join this one
-            loop.call_soon(self._flush)
-        done: asyncio.Future[None] = loop.create_future()
-        self._pending.append((key, value, done))
-        await done
-
-    def _flush(self) -> None:
-        group, self._pending = self._pending, []
-        flush = asyncio.get_running_loop().create_task(self._send(group))
-        self._flushes.add(flush)
-        flush.add_done_callback(self._flushes.discard)
-
-    async def _send(self, group: list[tuple[str, bytes, asyncio.Future[None]]]) -> None:
-        records = [(self.topic, key, value) for key, value, _ in group]
-        try:
-            acks = [await self.producer.send(topic, value, key=key.encode())
-                    for topic, key, value in pack(records, self.partitions)]  # fmt: skip
-            await asyncio.gather(*acks)
-        except BaseException as exc:  # noqa: BLE001 (handed to every waiting caller)
-            for *_, done in group:
-                if not done.done():
-                    done.set_exception(exc)
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-        else:
-            for *_, done in group:
-                if not done.done():
-                    done.set_result(None)
 
 
 def unpack(value: bytes) -> tuple[list[WorkerMessage], list[tuple[bytes, str]]]:

@@ -33,7 +33,6 @@ from pydantic import ValidationError
 from runledger import generations
 from runledger.kafka import Fetcher, group_id, make_consumer, make_producer, patch_broker_quirks
 from runledger.settings import Settings
-from streams.bundles import Coalescer
 from streams.contracts import StepTask
 from streams.executors.follow_limits import follow_limits
 from streams.executors.offsets import OffsetTracker
@@ -120,8 +119,6 @@ class ExecutorService:
             heartbeat_interval_ms=3_000, rebalance_timeout_ms=10_000,
         )  # fmt: skip
         self.producer = make_producer(settings)
-        # Outcomes that finish together go to the worker as one message per partition.
-        self.outbox = Coalescer(self.producer, self.events_topic, settings.partitions)
         http = httpx.AsyncClient(follow_redirects=True,
                                  limits=httpx.Limits(max_connections=self.concurrency))  # fmt: skip
         self.ctx = ExecutorContext(http)  # one HTTP client and one set of breakers per process
@@ -224,7 +221,7 @@ class ExecutorService:
                         "ms": round((time.perf_counter() - started) * 1000)})  # fmt: skip
 
     async def _send(self, execution_id: str, update: bytes) -> None:
-        await self.outbox.send(execution_id, update)
+        await self.producer.send_and_wait(self.events_topic, update, key=execution_id.encode())
 
     async def commit(self) -> None:
         self._last_commit = time.monotonic()

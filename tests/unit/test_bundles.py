@@ -4,15 +4,12 @@ order, and a bad one must not take the good ones with it."""
 
 from __future__ import annotations
 
-import asyncio
-
 import orjson
-from aiokafka.errors import KafkaTimeoutError
 from aiokafka.partitioner import DefaultPartitioner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.bundles import Coalescer, pack, partition_of, unpack
+from streams.bundles import pack, partition_of, unpack
 from streams.contracts import Report, ReportBatch, StopExecution
 
 PARTITIONS = 12
@@ -89,46 +86,3 @@ def test_numbers_past_64_bits_survive_a_bundle_with_a_bad_message():
     )).model_dump_json().encode()  # fmt: skip
     messages, failures = unpack(b"[" + big + b',{"kind":"nope"}]')
     assert messages[0].reports[0].data == {"n": 2**70} and len(failures) == 1
-
-
-class RecordingProducer:
-    """Stands in for aiokafka's producer: records each send; acks (or fails) at once."""
-
-    def __init__(self, fail: Exception | None = None) -> None:
-        self.sent: list[tuple[str, bytes, bytes]] = []
-        self.fail = fail
-
-    async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[None]:
-        self.sent.append((topic, key, value))
-        ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if self.fail is None:
-            ack.set_result(None)
-        else:
-            ack.set_exception(self.fail)
-        return ack
-
-
-def test_outcomes_sent_in_one_turn_go_out_as_one_message_per_partition():
-    async def run() -> RecordingProducer:
-        producer = RecordingProducer()
-        outbox = Coalescer(producer, "t.step-events", PARTITIONS)
-        ids = [f"ex_{i}" for i in range(40)]
-        await asyncio.gather(*(outbox.send(e, report(e, 1)) for e in ids))
-        await outbox.send("ex_0", report("ex_0", 2))  # a later turn: a message of its own
-        return producer
-
-    producer = asyncio.run(run())
-    first, last = producer.sent[:-1], producer.sent[-1]
-    assert len(first) == len({partition_of(f"ex_{i}", PARTITIONS) for i in range(40)})
-    got = sorted(m.execution_id for _, _, v in first for m in unpack(v)[0])
-    assert got == sorted(f"ex_{i}" for i in range(40))
-    assert last == ("t.step-events", b"ex_0", report("ex_0", 2))
-
-
-def test_a_failed_send_reaches_every_caller_of_its_turn():
-    async def run() -> list[object]:
-        outbox = Coalescer(RecordingProducer(fail=KafkaTimeoutError()), "t", PARTITIONS)
-        return await asyncio.gather(*(outbox.send(f"ex_{i}", b"{}") for i in range(5)),
-                                    return_exceptions=True)  # fmt: skip
-
-    assert all(isinstance(r, KafkaTimeoutError) for r in asyncio.run(run()))
