@@ -15,6 +15,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import httpx
 
 from streams.contracts import StepTask
@@ -52,7 +53,15 @@ def _latin1(name: str, value: str) -> bool:
 
 
 def classify_exception(exc: BaseException) -> tuple[str, bool]:
-    """``(error_type, retryable)`` of a request that got no response."""
+    """``(error_type, retryable)`` of a request that got no response. The transport
+    (aiohttp, streams/executors/registry.py) maps a refused connection to httpx's
+    ``ConnectTimeout``: its own error, the cause, says what happened."""
+    cause = exc.__cause__
+    if isinstance(cause, aiohttp.ClientError) and not isinstance(cause,
+                                                                 aiohttp.ServerTimeoutError):
+        if isinstance(cause, aiohttp.InvalidURL):
+            return "InvalidUrl", False
+        return "ConnectionError", True
     if isinstance(exc, TimeoutError | httpx.TimeoutException):
         return "Timeout", True
     if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):

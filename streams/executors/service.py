@@ -25,7 +25,6 @@ import signal
 import time
 from typing import Any
 
-import httpx
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
@@ -37,7 +36,12 @@ from streams.contracts import StepTask
 from streams.executors.follow_limits import follow_limits
 from streams.executors.offsets import OffsetTracker
 from streams.executors.outcomes import Outcomes
-from streams.executors.registry import Executor, ExecutorContext, load_executors
+from streams.executors.registry import (
+    Executor,
+    ExecutorContext,
+    load_executors,
+    step_http_client,
+)
 from streams.executors.runner import finished_update, now_ms, run_task, started_update
 from streams.executors.system_limits import SystemLimits, fetch_room
 from streams.membership import leave_stale, member_file, remember
@@ -119,9 +123,8 @@ class ExecutorService:
             heartbeat_interval_ms=3_000, rebalance_timeout_ms=10_000,
         )  # fmt: skip
         self.producer = make_producer(settings)
-        http = httpx.AsyncClient(follow_redirects=True,
-                                 limits=httpx.Limits(max_connections=self.concurrency))  # fmt: skip
-        self.ctx = ExecutorContext(http)  # one HTTP client and one set of breakers per process
+        # One HTTP client and one set of breakers per process.
+        self.ctx = ExecutorContext(step_http_client(self.concurrency))
         self._last_commit = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:

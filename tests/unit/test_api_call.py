@@ -8,12 +8,11 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from streams.contracts import StepTask
 from streams.executors.api_call import ApiCallExecutor, resolve_path
-from streams.executors.registry import ExecutorContext, load_executors
+from streams.executors.registry import ExecutorContext, load_executors, step_http_client
 from streams.executors.runner import finished_update, run_task
 from tests.conftest import free_port
 from tests.http_stub import Stub, serve
@@ -32,7 +31,7 @@ def clock() -> list[float]:
 
 @pytest.fixture
 async def ctx(clock: list[float]) -> AsyncIterator[ExecutorContext]:
-    async with httpx.AsyncClient() as http:
+    async with step_http_client(8) as http:  # the client the executor service uses
         yield ExecutorContext(http, clock=lambda: clock[0])
 
 
