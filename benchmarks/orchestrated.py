@@ -37,7 +37,12 @@ import typer
 from aiokafka import TopicPartition
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks._harness import machine, running_product  # noqa: E402
+from benchmarks._harness import (  # noqa: E402
+    cpu_seconds,
+    machine,
+    product_processes,
+    running_product,
+)
 from benchmarks._stub import start_stub  # noqa: E402
 from benchmarks.ingest import raw_baseline  # noqa: E402
 from runledger.kafka import make_consumer  # noqa: E402
@@ -286,7 +291,14 @@ def main(seconds: float = 20.0, rate: float = 400.0, plan: str = "composite",
                   f"msg/s, consume {raw['consume_msgs_per_s']:,.0f} msg/s, both "
                   f"{baseline:,.0f} msg/s", flush=True)
             print(f"saturation: {rate:g} executions/s offered for {seconds:g}s", flush=True)
+            procs = {**product_processes(), stub_proc.pid: "stub"}
+            before = {pid: cpu_seconds(pid) for pid in procs}
             sat, _ = asyncio.run(phase(base, body, "saturation", rate, seconds, max_wait))
+            steps = max(sat["steps_succeeded"], 1)
+            sat["cpu_us_per_step"] = {  # the whole phase, waiting included
+                procs[pid].split()[-1]: round((cpu_seconds(pid) - used) / steps * 1e6)
+                for pid, used in before.items()}  # fmt: skip
+            print(f"  CPU per step (µs): {sat['cpu_us_per_step']}", flush=True)
             half_rate = sat["steps_per_s"] / 2 / STEPS
             half: dict[str, Any] = {"rate": round(half_rate, 1), "skipped": True}
             ov: dict[str, list[float]] = {k: [] for k in KINDS}
