@@ -2,8 +2,8 @@
 
 Faust's cost is per Kafka message (DESIGN.md "Messages carry batches"). A 1,000-event
 `POST /events` of 100 executions made 100 messages, and the whole ingest path with no
-logic at all (benchmarks/floor.py) moved ~6,000 events/s on 2 cores that way; packing
-the messages of one partition together took the same path to ~15,000 (stop 35).
+logic at all (benchmarks/floor.py) moved 5,949 and 12,346 events/s on 2 cores that way
+(two runs); packing the messages of one partition together took it to 14,857 and 15,346.
 
 So what the API appends at once goes out as one message per partition: a JSON array of
 the worker messages (each exactly the bytes it would have had alone), keyed by the
