@@ -46,16 +46,7 @@ def running_product(partitions: int = 12, **env_extra: str) -> Iterator[tuple[Se
                             stdout=log, stderr=subprocess.STDOUT, preexec_fn=pdeathsig_preexec)
     base_url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(f"{base_url}/ready", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError(f"product did not become ready; log: {root / 'product.log'}")
-            time.sleep(0.5)
+        wait_ok(f"{base_url}/ready", 180, f"the product; log: {root / 'product.log'}", proc)
         settings = Settings(kafka_bootstrap=f"127.0.0.1:{kafka_port}", partitions=partitions,
                             data_dir=root / "data")
         yield settings, base_url
@@ -66,6 +57,21 @@ def running_product(partitions: int = 12, **env_extra: str) -> Iterator[tuple[Se
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+def wait_ok(url: str, seconds: float, what: str, proc: subprocess.Popen | None = None) -> None:
+    """Poll ``url`` until it answers 200; RuntimeError naming ``what`` past ``seconds``
+    or once ``proc`` has exited."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(url, timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or (proc is not None and proc.poll() is not None):
+            raise RuntimeError(f"not ready: {what}")
+        time.sleep(0.5)
 
 
 @contextmanager

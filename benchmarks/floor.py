@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,33 +41,34 @@ from typing import Any
 import httpx
 import orjson
 import typer
-from aiokafka.partitioner import murmur2
 from fastapi import FastAPI, Request, Response
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks._floor import (  # noqa: E402
+    PARTITIONS,
+    children,
+    create_topics,
+    faust_app,
+    raw_table,
+)
 from benchmarks._harness import (  # noqa: E402
     cpu_seconds,
     free_port,
     machine,
     product_processes,
     running_product,
+    wait_ok,
 )
 from benchmarks._ingest_probes import PER_EXEC, _events_for  # noqa: E402
 from benchmarks.ingest import single_event_rate  # noqa: E402
-from runledger.broker import EmbeddedBroker, pdeathsig_preexec  # noqa: E402
+from runledger.broker import EmbeddedBroker  # noqa: E402
 from runledger.generations import process_rss_mb  # noqa: E402
-from runledger.kafka import COMPRESSION, make_consumer, make_producer  # noqa: E402
+from runledger.kafka import make_consumer, make_producer  # noqa: E402
 from runledger.settings import Settings  # noqa: E402
-
-
-def partition_of(execution_id: str) -> int:
-    """The partition Kafka's default partitioner gives the key ``execution_id``."""
-    return (murmur2(execution_id.encode()) & 0x7FFFFFFF) % PARTITIONS
-
+from streams.bundles import partition_of  # noqa: E402
 
 IN, OUT, APP_ID = "floor-in", "floor-out", "floor"
 CHANGELOG = f"{APP_ID}-state-changelog"
-PARTITIONS = 12
 
 # ----------------------------------------------------------------------------- the edge
 
@@ -155,7 +154,7 @@ def edge_app(bootstrap: str, chdir: str, group: str) -> Any:
         if group != "execution":  # one message per partition, holding its executions
             by_part: dict[int, list[Any]] = defaultdict(list)
             for eid, evs in by_execution.items():
-                by_part[partition_of(eid)].extend(evs)
+                by_part[partition_of(eid, PARTITIONS)].extend(evs)
             msgs = [(evs[0]["execution_id"], orjson.dumps(evs)) for evs in by_part.values()]
         else:
             msgs = [(eid, orjson.dumps(evs)) for eid, evs in by_execution.items()]
@@ -179,21 +178,12 @@ def edge_app(bootstrap: str, chdir: str, group: str) -> Any:
 def run_worker(bootstrap: str, datadir: str, group: str) -> None:
     import faust
 
-    from runledger.broker_quirks import patch_broker_quirks
     from streams.changelog import changelog_partition_of
 
-    patch_broker_quirks()
-    app = faust.App(
-        APP_ID, broker=f"kafka://{bootstrap}", store="memory://", datadir=datadir,
-        processing_guarantee="at_least_once", topic_partitions=PARTITIONS,
-        topic_replication_factor=1, topic_allow_declare=False, table_standby_replicas=0,
-        broker_commit_interval=1.0, producer_linger=0.005, producer_max_batch_size=262144,
-        producer_compression_type=COMPRESSION, web_enabled=False, autodiscover=False,
-    )  # fmt: skip
+    app = faust_app(APP_ID, bootstrap, datadir)
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     source, out = app.topic(IN, **raw), app.topic(OUT, **raw)
-    table: Any = app.Table("state", partitions=PARTITIONS, key_type=bytes, value_type=bytes)
-    table.key_serializer = table.value_serializer = "raw"
+    table = raw_table(app, "state")
 
     @app.agent(source)
     async def forward(stream: Any) -> None:
@@ -228,15 +218,6 @@ def run_worker(bootstrap: str, datadir: str, group: str) -> None:
 
 
 # ------------------------------------------------------------------------------- the run
-
-
-async def _create_topics(bootstrap: str) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    await admin.create_topics([NewTopic(t, PARTITIONS, 1) for t in (IN, OUT, CHANGELOG)])
-    await admin.close()
 
 
 async def offer(base_url: str, path: str, n_events: int, batch: int, queryable: Any,
@@ -294,45 +275,25 @@ def run_floor(n_events: int, batch: int, group: str) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="runledger-floor-"))
     broker = EmbeddedBroker(free_port(), root / "broker.log")
     broker.start()
-    procs: list[subprocess.Popen[bytes]] = []
     try:
-        asyncio.run(_create_topics(broker.bootstrap))
+        asyncio.run(create_topics(broker.bootstrap, (IN, OUT, CHANGELOG)))
         port = free_port()
-        me = [sys.executable, str(Path(__file__).resolve())]
-        log = open(root / "floor.log", "wb")  # noqa: SIM115
-        for argv in (["worker", broker.bootstrap, str(root / "worker"), group],
-                     ["edge", broker.bootstrap, str(root / "ch"), group, str(port)]):
-            procs.append(subprocess.Popen(me + argv, stdout=log, stderr=subprocess.STDOUT,
-                                          preexec_fn=pdeathsig_preexec))  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/count", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the floor's edge did not start; log: {root}/floor.log")
-            time.sleep(0.5)
+        with children(__file__, [["worker", broker.bootstrap, str(root / "worker"), group],
+                                 ["edge", broker.bootstrap, str(root / "ch"), group, str(port)]],
+                      root / "floor.log") as procs:  # fmt: skip
+            base = f"http://127.0.0.1:{port}"
+            wait_ok(f"{base}/count", 120, f"the floor's edge; log: {root}/floor.log")
 
-        async def counted(client: httpx.AsyncClient) -> int:
-            return int((await client.get("/count")).json()["events"])
+            async def counted(client: httpx.AsyncClient) -> int:
+                return int((await client.get("/count")).json()["events"])
 
-        names = {broker.pid or 0: "broker", procs[0].pid: "worker", procs[1].pid: "edge"}
-        out = measure(f"floor, one message per {group}", base, "/events", counted, PER_EXEC,
-                      names, n_events, batch)
-        rss = {name: round(process_rss_mb(pid) or 0) for pid, name in names.items()}
+            names = {broker.pid or 0: "broker", procs[0].pid: "worker", procs[1].pid: "edge"}
+            out = measure(f"floor, one message per {group}", base, "/events", counted,
+                          PER_EXEC, names, n_events, batch)  # fmt: skip
+            rss = {name: round(process_rss_mb(pid) or 0) for pid, name in names.items()}
         print(f"  RSS (MB): {rss}", flush=True)
         return {**out, "message_per": group, "rss_mb": rss}
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                p.kill()
         broker.stop()
 
 
@@ -346,10 +307,10 @@ def measure(label: str, base: str, path: str, counted: Any, per_execution: int,
     figures = asyncio.run(offer(base, path, n_events, batch, counted, per_execution))
     cpu = _cpu_per_event(before, _cpu(names), names, int(figures["events"]))
     _print_cpu(label, figures, cpu)
-    single = {}
+    single: dict[str, dict[str, float]] = {}
     for connections in (64, 256):
         rate, p99 = asyncio.run(single_event_rate(base, connections, path=path))
-        single[connections] = {"req_per_s": round(rate), "p99_ms": round(p99, 1)}
+        single[str(connections)] = {"req_per_s": round(rate), "p99_ms": round(p99, 1)}
     print(f"  single-event requests: {single}", flush=True)
     return {**figures, "cpu_us_per_event": cpu, "single_event_requests": single}
 

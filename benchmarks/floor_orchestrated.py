@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,14 +37,21 @@ import orjson
 import typer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks._floor import (  # noqa: E402
+    PARTITIONS,
+    children,
+    create_topics,
+    faust_app,
+    raw_table,
+)
 from benchmarks._harness import cpu_seconds, free_port, machine  # noqa: E402
 from benchmarks._stub import start_stub  # noqa: E402
-from runledger.broker import EmbeddedBroker, pdeathsig_preexec  # noqa: E402
-from runledger.kafka import COMPRESSION, make_consumer, make_producer  # noqa: E402
+from runledger.broker import EmbeddedBroker  # noqa: E402
+from runledger.kafka import make_consumer, make_producer  # noqa: E402
 from runledger.settings import Settings  # noqa: E402
 
 STARTS, OUTCOMES, TASKS, EVENTS = "of-starts", "of-outcomes", "of-tasks", "of-events"
-APP_ID, PARTITIONS, STEPS, CALLS = "ofloor", 12, 10, 5
+APP_ID, STEPS, CALLS = "ofloor", 10, 5
 CHANGELOG = f"{APP_ID}-progress-changelog"
 NEXT = {"start": ["fetch"], "fetch": ["a", "b", "c"], "merge": ["notify"], "notify": []}
 
@@ -54,22 +59,13 @@ NEXT = {"start": ["fetch"], "fetch": ["a", "b", "c"], "merge": ["notify"], "noti
 def run_worker(bootstrap: str, datadir: str) -> None:
     import faust
 
-    from runledger.broker_quirks import patch_broker_quirks
     from streams.changelog import changelog_partition_of
 
-    patch_broker_quirks()
-    app = faust.App(
-        APP_ID, broker=f"kafka://{bootstrap}", store="memory://", datadir=datadir,
-        processing_guarantee="at_least_once", topic_partitions=PARTITIONS,
-        topic_replication_factor=1, topic_allow_declare=False, table_standby_replicas=0,
-        broker_commit_interval=1.0, producer_linger=0.005, producer_max_batch_size=262144,
-        producer_compression_type=COMPRESSION, web_enabled=False, autodiscover=False,
-    )  # fmt: skip
+    app = faust_app(APP_ID, bootstrap, datadir)
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     source = app.topic(STARTS, OUTCOMES, **raw)
     tasks, events = app.topic(TASKS, **raw), app.topic(EVENTS, **raw)
-    table: Any = app.Table("progress", partitions=PARTITIONS, key_type=bytes, value_type=bytes)
-    table.key_serializer = table.value_serializer = "raw"
+    table = raw_table(app, "progress")
 
     def advance(progress: dict[str, Any], step: str, out: list[dict[str, Any]]) -> list[str]:
         """The steps to call now that ``step`` finished (inline steps decided here)."""
@@ -170,16 +166,6 @@ async def run_executor(bootstrap: str, stub: str, client: str) -> None:
                 last_commit = time.monotonic()
 
 
-async def _create_topics(bootstrap: str) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    await admin.create_topics([NewTopic(t, PARTITIONS, 1)
-                               for t in (STARTS, OUTCOMES, TASKS, EVENTS, CHANGELOG)])
-    await admin.close()
-
-
 async def start_all(bootstrap: str, n: int) -> None:
     producer = make_producer(Settings(kafka_bootstrap=bootstrap, partitions=PARTITIONS))
     await producer.start()
@@ -224,33 +210,22 @@ def main(executions: int = 3000, client: str = "httpx") -> None:
     broker = EmbeddedBroker(free_port(), root / "broker.log")
     broker.start()
     stub_proc, stub = start_stub()
-    procs: list[subprocess.Popen[bytes]] = []
     try:
-        asyncio.run(_create_topics(broker.bootstrap))
-        me = [sys.executable, str(Path(__file__).resolve())]
-        log = open(root / "floor.log", "wb")  # noqa: SIM115
-        for argv in (["worker", broker.bootstrap, str(root / "worker")],
-                     ["executor", broker.bootstrap, stub, client]):
-            procs.append(subprocess.Popen(me + argv, stdout=log, stderr=subprocess.STDOUT,
-                                          preexec_fn=pdeathsig_preexec))  # fmt: skip
-        names = {broker.pid or 0: "broker", procs[0].pid: "worker", procs[1].pid: "executor",
-                 stub_proc.pid: "stub"}  # fmt: skip
-        warm = run_round(broker.bootstrap, stub, 300, names)  # the groups join meanwhile
-        print(f"warm-up: {warm}", flush=True)
-        result = run_round(broker.bootstrap, stub, executions, names)
-        print(f"floor ({client}): {result['steps_per_s']:,} steps/s ({executions:,} executions, "
-              f"{result['seconds']} s); CPU per step (µs): {result['cpu_us_per_step']}",
-              flush=True)  # fmt: skip
+        asyncio.run(create_topics(broker.bootstrap, (STARTS, OUTCOMES, TASKS, EVENTS, CHANGELOG)))
+        with children(__file__, [["worker", broker.bootstrap, str(root / "worker")],
+                                 ["executor", broker.bootstrap, stub, client]],
+                      root / "floor.log") as procs:  # fmt: skip
+            names = {broker.pid or 0: "broker", procs[0].pid: "worker",
+                     procs[1].pid: "executor", stub_proc.pid: "stub"}  # fmt: skip
+            warm = run_round(broker.bootstrap, stub, 300, names)  # the groups join meanwhile
+            print(f"warm-up: {warm}", flush=True)
+            result = run_round(broker.bootstrap, stub, executions, names)
+        print(f"floor ({client}): {result['steps_per_s']:,} steps/s ({executions:,} "
+              f"executions, {result['seconds']} s); CPU per step (µs): "
+              f"{result['cpu_us_per_step']}", flush=True)  # fmt: skip
         bench = {"benchmark": "floor_orchestrated", "machine": machine(), "client": client}
         print("BENCH " + orjson.dumps({**bench, **result}).decode(), flush=True)
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                p.kill()
         stub_proc.terminate()
         stub_proc.wait(10)
         broker.stop()
