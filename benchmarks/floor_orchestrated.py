@@ -17,7 +17,7 @@ Kafka from this process), the projector and ClickHouse, the events tail, templat
 validation and the state machine. All executions start at once; the figure is the steps
 of the finished executions ÷ (first start → the stub's last call).
 
-    python benchmarks/floor_orchestrated.py [--executions 3000]
+    python benchmarks/floor_orchestrated.py [--executions 3000] [--client httpx-aiohttp]
 Last line: BENCH {json}.
 """
 
@@ -203,8 +203,9 @@ def run_round(bootstrap: str, stub: str, n: int, names: dict[int, str]) -> dict[
             "steps_per_s": round(n * STEPS / seconds), "cpu_us_per_step": cpu}
 
 
-def main(executions: int = 3000, client: str = "httpx") -> None:
-    """``--client aiohttp``: the executor calls the stub with aiohttp instead of httpx."""
+def main(executions: int = 3000, client: str = "httpx-aiohttp") -> None:
+    """``--client``: httpx-aiohttp (what the product's executor uses), httpx (httpx's own
+    pool), httpx-sharded (8 clients of 8 connections) or aiohttp."""
     print(f"machine: {machine()}", flush=True)
     root = Path(tempfile.mkdtemp(prefix="runledger-ofloor-"))
     broker = EmbeddedBroker(free_port(), root / "broker.log")
