@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -106,6 +106,24 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_now(pids: Iterable[int]) -> dict[int, float]:
+    """``cpu_seconds`` of each pid, to pass to ``cpu_per_unit`` later."""
+    return {pid: cpu_seconds(pid) for pid in pids}
+
+
+def cpu_per_unit(before: dict[int, float], names: dict[int, str], units: int
+                 ) -> dict[str, float]:  # fmt: skip
+    """CPU µs per unit of work (event, step) each process used since ``before``, by role
+    (the last word of its name; processes of one role add up), and "all"."""
+    out: dict[str, float] = {}
+    for pid, name in names.items():
+        role = name.split()[-1]
+        used = cpu_seconds(pid) - before.get(pid, 0.0)
+        out[role] = round(out.get(role, 0.0) + used / max(units, 1) * 1e6, 1)
+    out["all"] = round(sum(out.values()), 1)
+    return out
 
 
 def _proc(pid: int) -> tuple[int, str] | None:

@@ -56,7 +56,8 @@ from benchmarks._floor import (  # noqa: E402
     raw_table,
 )
 from benchmarks._harness import (  # noqa: E402
-    cpu_seconds,
+    cpu_now,
+    cpu_per_unit,
     free_port,
     machine,
     product_processes,
@@ -254,21 +255,6 @@ async def offer(base_url: str, path: str, n_events: int, batch: int, queryable: 
             "events_per_s": round(total / total_s), "seconds": round(total_s, 2)}
 
 
-def _cpu(pids: dict[int, str]) -> dict[int, float]:
-    return {pid: cpu_seconds(pid) for pid in pids}
-
-
-def _cpu_per_event(before: dict[int, float], after: dict[int, float], names: dict[int, str],
-                   events: int) -> dict[str, float]:  # fmt: skip
-    out: dict[str, float] = {}
-    for pid, name in names.items():
-        role = name.split()[-1] if name.startswith("runledger") else name
-        used = after.get(pid, 0.0) - before.get(pid, 0.0)
-        out[role] = round(out.get(role, 0.0) + used / events * 1e6, 1)
-    out["all"] = round(sum(v for k, v in out.items() if k != "all"), 1)
-    return out
-
-
 def _print_cpu(label: str, figures: dict[str, Any], cpu: dict[str, float]) -> None:
     print(f"{label}: {figures}", flush=True)
     print("  CPU per event (µs): " + ", ".join(f"{k} {v:,.0f}" for k, v in cpu.items()),
@@ -307,9 +293,9 @@ def measure(label: str, base: str, path: str, counted: Any, per_execution: int,
     measured offer, with each process's CPU over it."""
     warm = asyncio.run(offer(base, path, min(n_events, 20_000), batch, counted, per_execution))
     print(f"{label}, warm-up: {warm}", flush=True)
-    before = _cpu(names)
+    before = cpu_now(names)
     figures = asyncio.run(offer(base, path, n_events, batch, counted, per_execution))
-    cpu = _cpu_per_event(before, _cpu(names), names, int(figures["events"]))
+    cpu = cpu_per_unit(before, names, int(figures["events"]))
     _print_cpu(label, figures, cpu)
     single: dict[str, dict[str, float]] = {}
     for connections in (64, 256):

@@ -44,7 +44,7 @@ from benchmarks._floor import (  # noqa: E402
     faust_app,
     raw_table,
 )
-from benchmarks._harness import cpu_seconds, free_port, machine  # noqa: E402
+from benchmarks._harness import cpu_now, cpu_per_unit, free_port, machine  # noqa: E402
 from benchmarks._stub import start_stub  # noqa: E402
 from runledger.broker import EmbeddedBroker  # noqa: E402
 from runledger.kafka import make_consumer, make_producer  # noqa: E402
@@ -185,7 +185,7 @@ def stub_calls(stub: str) -> int:
 def run_round(bootstrap: str, stub: str, n: int, names: dict[int, str]) -> dict[str, Any]:
     """Start n executions at once; wait until the stub took all their calls."""
     target = stub_calls(stub) + n * CALLS
-    before = {pid: cpu_seconds(pid) for pid in names}
+    before = cpu_now(names)
     t0 = time.perf_counter()
     asyncio.run(start_all(bootstrap, n))
     last, last_at = -1, time.perf_counter()
@@ -196,9 +196,7 @@ def run_round(bootstrap: str, stub: str, n: int, names: dict[int, str]) -> dict[
             raise RuntimeError(f"stalled at {calls} of {target} stub calls")
         time.sleep(0.05)
     seconds = time.perf_counter() - t0
-    cpu = {names[pid]: round((cpu_seconds(pid) - used) / (n * STEPS) * 1e6, 1)
-           for pid, used in before.items()}  # fmt: skip
-    cpu["all"] = round(sum(cpu.values()), 1)
+    cpu = cpu_per_unit(before, names, n * STEPS)
     return {"executions": n, "seconds": round(seconds, 2),
             "steps_per_s": round(n * STEPS / seconds), "cpu_us_per_step": cpu}
 

@@ -38,7 +38,8 @@ from aiokafka import TopicPartition
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._harness import (  # noqa: E402
-    cpu_seconds,
+    cpu_now,
+    cpu_per_unit,
     machine,
     product_processes,
     running_product,
@@ -292,12 +293,10 @@ def main(seconds: float = 20.0, rate: float = 400.0, plan: str = "composite",
                   f"{baseline:,.0f} msg/s", flush=True)
             print(f"saturation: {rate:g} executions/s offered for {seconds:g}s", flush=True)
             procs = {**product_processes(), stub_proc.pid: "stub"}
-            before = {pid: cpu_seconds(pid) for pid in procs}
+            before = cpu_now(procs)
             sat, _ = asyncio.run(phase(base, body, "saturation", rate, seconds, max_wait))
-            steps = max(sat["steps_succeeded"], 1)
-            sat["cpu_us_per_step"] = {  # the whole phase, waiting included
-                procs[pid].split()[-1]: round((cpu_seconds(pid) - used) / steps * 1e6)
-                for pid, used in before.items()}  # fmt: skip
+            # the whole phase, waiting included
+            sat["cpu_us_per_step"] = cpu_per_unit(before, procs, sat["steps_succeeded"])
             print(f"  CPU per step (µs): {sat['cpu_us_per_step']}", flush=True)
             half_rate = sat["steps_per_s"] / 2 / STEPS
             half: dict[str, Any] = {"rate": round(half_rate, 1), "skipped": True}
