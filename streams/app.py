@@ -31,7 +31,7 @@ from streams.admission_actor import KEY as QUEUE_KEY
 from streams.admission_actor import AdmissionActor
 from streams.admission_contracts import ADMISSION_KEY
 from streams.builder import Outbound
-from streams.bundles import unpack
+from streams.bundles import is_bundle, unpack
 from streams.changelog import changelog_partition_of
 from streams.contracts import (
     ChildFinished,
@@ -160,8 +160,8 @@ class ExecutionWorker:
                     decision = decide(state, msg, self.cfg)
                 except Exception as exc:  # a bug or a state it cannot take: park the message
                     log.exception("cannot apply message", extra={"execution_id": eid})
-                    alone = ev.value if not ev.value.startswith(b"[") else (
-                        msg.model_dump_json().encode())  # one of a bundle: itself only
+                    alone = msg.model_dump_json().encode() if is_bundle(ev.value) else (
+                        ev.value)  # one of a bundle: itself only
                     acks.append(await self._dead_letter(ev, f"could not be applied: {exc!r}",
                                                         alone, eid))
                     continue

@@ -62,10 +62,15 @@ def pack(records: Sequence[tuple[str, str, bytes]], partitions: int,
     return out
 
 
+def is_bundle(value: bytes) -> bool:
+    """Whether a Kafka message holds several worker messages (``pack``'s array)."""
+    return value.startswith(b"[")
+
+
 def unpack(value: bytes) -> tuple[list[WorkerMessage], list[tuple[bytes, str]]]:
     """A Kafka message's worker messages, and the (bytes, reason) of those that cannot be
     read. A whole message that cannot be read is one failure of its own bytes."""
-    if not value.startswith(b"["):
+    if not is_bundle(value):
         try:
             return [_one.validate_json(value)], []
         except (ValidationError, ValueError) as exc:
