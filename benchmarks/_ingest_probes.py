@@ -41,6 +41,15 @@ def _events_for(eid: str) -> list[dict]:
     return out
 
 
+def finished_reports(eid: str) -> list[dict]:
+    """One execution's step events, then the reported end of it."""
+    out = _events_for(eid)
+    out.append({"event_id": f"{eid}-end", "execution_id": eid,
+                "event_type": "execution_completed", "timestamp": out[-1]["timestamp"],
+                "data": {"status": "succeeded"}})  # fmt: skip
+    return out
+
+
 def new_ids(n: int, prefix: str = "bench") -> list[str]:
     return [f"{prefix}_{uuid.uuid4().hex[:16]}" for _ in range(n)]
 

@@ -32,7 +32,7 @@ from rich.progress import Progress
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._harness import machine, running_product  # noqa: E402
-from benchmarks._ingest_probes import STEPS, _events_for  # noqa: E402
+from benchmarks._ingest_probes import STEPS, _events_for, finished_reports  # noqa: E402
 from benchmarks._soak_probes import (  # noqa: E402
     fetch_vs_fresh,
     gapless,
@@ -51,12 +51,7 @@ from runledger.settings import Settings  # noqa: E402
 
 def _reports(eid: str, finish: bool) -> list[dict]:
     """One execution's step events, and (``finish``) the reported end of it."""
-    out = _events_for(eid)
-    if finish:
-        out.append({"event_id": f"{eid}-end", "execution_id": eid,
-                    "event_type": "execution_completed", "timestamp": out[-1]["timestamp"],
-                    "data": {"status": "succeeded"}})  # fmt: skip
-    return out
+    return finished_reports(eid) if finish else _events_for(eid)
 
 
 def _per_execution(finish: bool) -> int:
