@@ -23,10 +23,11 @@ floor's (a minimal implementation of the shape, not a proven lower bound); the g
 what Runledger's own logic costs. Both run on the embedded Tansu broker and chDB, with
 the same events (batches of ``--batch`` events, 10 per execution, 4 requests in flight)
 and end when every event is queryable; then one-event requests go back to back on 64
-and 256 connections for 5 s each.
+and 256 connections (``--connections``) for 5 s each, with each process's CPU per request.
 
     python benchmarks/floor.py [--events 100000] [--batch 1000] [--skip-product]
                                [--groups execution,partition_in,partition]
+                               [--connections 64,256]
 Last line: BENCH {json}.
 """
 
@@ -255,6 +256,9 @@ async def offer(base_url: str, path: str, n_events: int, batch: int, queryable: 
             "events_per_s": round(total / total_s), "seconds": round(total_s, 2)}
 
 
+CONNECTIONS = [64, 256]  # keep-alive connections of the single-event phases (--connections)
+
+
 def _print_cpu(label: str, figures: dict[str, Any], cpu: dict[str, float]) -> None:
     print(f"{label}: {figures}", flush=True)
     print("  CPU per event (µs): " + ", ".join(f"{k} {v:,.0f}" for k, v in cpu.items()),
@@ -298,9 +302,12 @@ def measure(label: str, base: str, path: str, counted: Any, per_execution: int,
     cpu = cpu_per_unit(before, names, int(figures["events"]))
     _print_cpu(label, figures, cpu)
     single: dict[str, dict[str, float]] = {}
-    for connections in (64, 256):
+    for connections in CONNECTIONS:
+        before, t0 = cpu_now(names), time.perf_counter()
         rate, p99 = asyncio.run(single_event_rate(base, connections, path=path))
-        single[str(connections)] = {"req_per_s": round(rate), "p99_ms": round(p99, 1)}
+        requests = int(rate * (time.perf_counter() - t0))
+        single[str(connections)] = {"req_per_s": round(rate), "p99_ms": round(p99, 1),
+                                    "cpu_us_per_request": cpu_per_unit(before, names, requests)}
     print(f"  single-event requests: {single}", flush=True)
     return {**figures, "cpu_us_per_event": cpu, "single_event_requests": single}
 
@@ -322,7 +329,9 @@ def run_product(n_events: int, batch: int) -> dict[str, Any]:
 
 
 def main(events: int = 100_000, batch: int = 1000, skip_product: bool = False,
-         groups: str = "execution,partition_in,partition") -> None:
+         groups: str = "execution,partition_in,partition", connections: str = "64,256",
+         ) -> None:  # fmt: skip
+    CONNECTIONS[:] = [int(c) for c in connections.split(",")]
     print(f"machine: {machine()}", flush=True)
     result: dict[str, Any] = {"machine": machine()}
     for group in groups.split(","):
