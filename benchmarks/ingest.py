@@ -7,7 +7,9 @@
     min(--rate, what (b) reached), or at --fresh-rate: freshness (detail and summary)
     and WebSocket delivery to 100 subscribers; (e) a paced offer of --rate events/s for
     --seconds, until queryable (last: a backlog it leaves would be measured by what came
-    after); the RSS of every product process at ready, after (d) and at the end.
+    after); the RSS of every product process at ready, after (d) and at the end. A run
+    this short fills the product's bounded caches (and these executions never finish):
+    whether memory levels off is benchmarks/memory.py's question.
 
     python benchmarks/ingest.py [--events 50000] [--batch 1000] [--rate 20000]
                                 [--seconds 60] [--also-target-75] [--fresh-rate R]

@@ -11,8 +11,8 @@ A process is flat when the mean RSS of the last third of the samples is within 1
 (and 20 MB) of the middle third's: by then every bounded cache has had the time to fill.
 The RSS line of each process is printed too, so a slow leak shows as a slope.
 
-    python benchmarks/memory.py [--rate 2000] [--minutes 10] [--every 15]
-                                [--finished-ttl 60] [--generation-records 500000]
+    python benchmarks/memory.py [--rate 2000] [--minutes 10] [--every 20]
+                                [--finished-ttl 60] [--generation-records 100000]
 Last line: BENCH {json}.
 """
 
@@ -114,9 +114,9 @@ async def soak(base_url: str, rate: float, seconds: float, every: float, batch: 
     return series, counts
 
 
-def main(rate: float = 2_000.0, minutes: float = 10.0, every: float = 15.0,
+def main(rate: float = 2_000.0, minutes: float = 10.0, every: float = 20.0,
          batch: int = 1_000, finished_ttl: float = 60.0,
-         generation_records: int = 500_000) -> None:  # fmt: skip
+         generation_records: int = 100_000) -> None:  # fmt: skip
     env = {"RUNLEDGER_FINISHED_TTL": str(finished_ttl),
            "RUNLEDGER_GENERATION_MAX_RECORDS": str(generation_records)}
     with running_product(**env) as (_settings, base_url):
