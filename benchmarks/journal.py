@@ -2,7 +2,9 @@
 
 (a) 5,000-event report batches (500 executions x 10 events, one message per execution,
     as the API sends them): published directly vs journaled then published;
-(b) single-event requests from 64 concurrent callers through the journal's group commit.
+(b) single-event requests from 64 concurrent callers through the journal's group commit;
+(c) CPU per journal insert of 60 rows (a commit's size under one-event load), merges
+    included, with the schema's materialized views on the journal and with them dropped.
 
     python benchmarks/journal.py
 Last line: BENCH {json}.
@@ -11,17 +13,19 @@ Last line: BENCH {json}.
 from __future__ import annotations
 
 import asyncio
+import resource
 import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._harness import broker_and_clickhouse, machine  # noqa: E402
 from projections.clickhouse import ClickHouse  # noqa: E402
-from projections.journal import Entry, JournalWriter  # noqa: E402
+from projections.journal import COLUMNS, Entry, JournalWriter  # noqa: E402
 from projections.schema import migrate  # noqa: E402
 from runledger.kafka import create_topics, make_producer  # noqa: E402
 from runledger.settings import Settings  # noqa: E402
@@ -94,9 +98,42 @@ async def run(settings: Settings, ch: ClickHouse) -> dict:
     }
 
 
+def _cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)  # every thread: chDB's own included
+    return r.ru_utime + r.ru_stime
+
+
+async def insert_cpu_ms(ch: ClickHouse, db: str, views: bool, inserts: int = 300,
+                        rows: int = 60) -> float:  # fmt: skip
+    """CPU ms per journal insert as the journal writer makes them (dedup token and all),
+    and the merges they cause in the 3 s after; ``views=False`` drops the materialized
+    views that read the journal first."""
+    await migrate(ch, db)
+    if not views:
+        for v in await ch.query("SELECT name FROM system.tables WHERE database = {db:String} "
+                                "AND engine = 'MaterializedView'", {"db": db}):  # fmt: skip
+            await ch.command(f"DROP VIEW {db}.{v['name']}")
+    payload = _batch("runledger.step-events")[0].payload
+    pos, now = 1, int(time.time() * 1000)
+    before = _cpu_s()
+    for _ in range(inserts):
+        span = range(pos, pos + rows)
+        columns: list[list[Any]] = [list(span), [now] * rows, ["default"] * rows, ["bench"] * rows,
+                   ["report"] * rows, [f"e{p % 1024}" for p in span],
+                   [[f"r{p}"] for p in span], ["runledger.step-events"] * rows,
+                   [payload] * rows]  # fmt: skip
+        await ch.insert("journal", columns, COLUMNS, database=db,
+                        token=f"journal-{pos}-{pos + rows - 1}")
+        pos += rows
+    await asyncio.sleep(3)
+    return round((_cpu_s() - before) / inserts * 1000, 2)
+
+
 def main() -> None:
     with broker_and_clickhouse("journal") as (settings, ch):
         result = asyncio.run(run(settings, ch))
+        result["insert_cpu_ms_with_views"] = asyncio.run(insert_cpu_ms(ch, "bench_v", True))
+        result["insert_cpu_ms_without_views"] = asyncio.run(insert_cpu_ms(ch, "bench_nv", False))
         for k, v in result.items():
             print(f"{k}: {v}", flush=True)
     print("BENCH " + orjson.dumps({"bench": "journal", "machine": machine(), **result}).decode())
