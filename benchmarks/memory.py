@@ -81,17 +81,29 @@ def roles(snap: Snapshot) -> dict[str, float]:
     return out
 
 
-async def sample(every: float, seconds: float, series: Series, counts: dict[str, int]
-                 ) -> None:  # fmt: skip
+async def keeping_up(client: httpx.AsyncClient) -> str:
+    """The topic generation, and how many records the projector is behind (a product that
+    falls behind holds more in memory, whatever its bounds)."""
+    try:
+        data = (await client.get("/api/v1/stats/realtime")).json()["data"]
+        return (f"generation {data['generation']['number']}, projector behind "
+                f"{data['projector_lag']['total']:,} records")
+    except (httpx.HTTPError, KeyError, TypeError, ValueError) as exc:
+        return f"(realtime stats: {exc!r})"
+
+
+async def sample(base_url: str, every: float, seconds: float, series: Series,
+                 counts: dict[str, int]) -> None:  # fmt: skip
     t0 = time.perf_counter()
-    while (elapsed := time.perf_counter() - t0) < seconds + every / 2:
-        by_role = roles(rss_snapshot())
-        for role, mb in by_role.items():
-            series.setdefault(role, []).append(round(mb, 1))
-        cells = "  ".join(f"{role} {mb:,.0f}" for role, mb in by_role.items())
-        print(f"  {elapsed:5.0f}s  executions accepted {counts['accepted']:>8,}  "
-              f"RSS MB: {cells}", flush=True)
-        await asyncio.sleep(every)
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+        while (elapsed := time.perf_counter() - t0) < seconds + every / 2:
+            by_role = roles(rss_snapshot())
+            for role, mb in by_role.items():
+                series.setdefault(role, []).append(round(mb, 1))
+            cells = "  ".join(f"{role} {mb:,.0f}" for role, mb in by_role.items())
+            print(f"  {elapsed:5.0f}s  executions accepted {counts['accepted']:>8,}  "
+                  f"RSS MB: {cells}; {await keeping_up(client)}", flush=True)
+            await asyncio.sleep(every)
 
 
 def flatness(series: Series) -> dict[str, dict[str, float | bool]]:
@@ -110,7 +122,7 @@ async def soak(base_url: str, rate: float, seconds: float, every: float, batch: 
     series: Series = {}
     counts = {"accepted": 0, "refused": 0}
     await asyncio.gather(offer(base_url, rate, seconds, batch, counts),
-                         sample(every, seconds, series, counts))
+                         sample(base_url, every, seconds, series, counts))
     return series, counts
 
 
@@ -119,7 +131,7 @@ def main(rate: float = 2_000.0, minutes: float = 10.0, every: float = 20.0,
          generation_records: int = 100_000) -> None:  # fmt: skip
     env = {"RUNLEDGER_FINISHED_TTL": str(finished_ttl),
            "RUNLEDGER_GENERATION_MAX_RECORDS": str(generation_records)}
-    with running_product(**env) as (_settings, base_url):
+    with running_product(12, **env) as (_settings, base_url):
         print(f"machine: {machine()}", flush=True)
         print(f"offering {rate:,.0f} events/s of completed executions for {minutes:g} min; "
               f"finished TTL {finished_ttl:g}s, a generation per {generation_records:,} "
