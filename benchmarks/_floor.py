@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from runledger.broker import pdeathsig_preexec
-from runledger.kafka import COMPRESSION
 
 PARTITIONS = 12
 
@@ -23,14 +22,14 @@ def faust_app(app_id: str, bootstrap: str, datadir: str) -> Any:
     import faust
 
     from runledger.broker_quirks import patch_broker_quirks
+    from streams.app import CLIENT_SETTINGS
 
     patch_broker_quirks()
     return faust.App(
         app_id, broker=f"kafka://{bootstrap}", store="memory://", datadir=datadir,
         processing_guarantee="at_least_once", topic_partitions=PARTITIONS,
         topic_replication_factor=1, topic_allow_declare=False, table_standby_replicas=0,
-        broker_commit_interval=1.0, producer_linger=0.005, producer_max_batch_size=262144,
-        producer_compression_type=COMPRESSION, web_enabled=False, autodiscover=False,
+        **CLIENT_SETTINGS, web_enabled=False, autodiscover=False,
     )  # fmt: skip
 
 

@@ -113,13 +113,18 @@ def cpu_now(pids: Iterable[int]) -> dict[int, float]:
     return {pid: cpu_seconds(pid) for pid in pids}
 
 
+def role_of(name: str) -> str:
+    """A product process's role: the last word of its name (``product_processes``)."""
+    return name.split()[-1]
+
+
 def cpu_per_unit(before: dict[int, float], names: dict[int, str], units: int
                  ) -> dict[str, float]:  # fmt: skip
     """CPU µs per unit of work (event, step) each process used since ``before``, by role
     (the last word of its name; processes of one role add up), and "all"."""
     out: dict[str, float] = {}
     for pid, name in names.items():
-        role = name.split()[-1]
+        role = role_of(name)
         used = cpu_seconds(pid) - before.get(pid, 0.0)
         out[role] = round(out.get(role, 0.0) + used / max(units, 1) * 1e6, 1)
     out["all"] = round(sum(out.values()), 1)

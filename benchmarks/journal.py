@@ -13,7 +13,7 @@ Last line: BENCH {json}.
 from __future__ import annotations
 
 import asyncio
-import resource
+import os
 import sys
 import time
 import uuid
@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks._harness import broker_and_clickhouse, machine  # noqa: E402
+from benchmarks._harness import broker_and_clickhouse, cpu_seconds, machine  # noqa: E402
 from projections.clickhouse import ClickHouse  # noqa: E402
 from projections.journal import COLUMNS, Entry, JournalWriter  # noqa: E402
 from projections.schema import migrate  # noqa: E402
@@ -98,11 +98,6 @@ async def run(settings: Settings, ch: ClickHouse) -> dict:
     }
 
 
-def _cpu_s() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)  # every thread: chDB's own included
-    return r.ru_utime + r.ru_stime
-
-
 async def insert_cpu_ms(ch: ClickHouse, db: str, views: bool, inserts: int = 300,
                         rows: int = 60) -> float:  # fmt: skip
     """CPU ms per journal insert as the journal writer makes them (dedup token and all),
@@ -115,7 +110,7 @@ async def insert_cpu_ms(ch: ClickHouse, db: str, views: bool, inserts: int = 300
             await ch.command(f"DROP VIEW {db}.{v['name']}")
     payload = _batch("runledger.step-events")[0].payload
     pos, now = 1, int(time.time() * 1000)
-    before = _cpu_s()
+    before = cpu_seconds(os.getpid())  # every thread: chDB's own too
     for _ in range(inserts):
         span = range(pos, pos + rows)
         columns: list[list[Any]] = [list(span), [now] * rows, ["default"] * rows, ["bench"] * rows,
@@ -126,7 +121,7 @@ async def insert_cpu_ms(ch: ClickHouse, db: str, views: bool, inserts: int = 300
                         token=f"journal-{pos}-{pos + rows - 1}")
         pos += rows
     await asyncio.sleep(3)
-    return round((_cpu_s() - before) / inserts * 1000, 2)
+    return round((cpu_seconds(os.getpid()) - before) / inserts * 1000, 2)
 
 
 def main() -> None:

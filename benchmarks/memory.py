@@ -29,7 +29,13 @@ import orjson
 import typer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks._harness import Snapshot, machine, rss_snapshot, running_product  # noqa: E402
+from benchmarks._harness import (  # noqa: E402
+    Snapshot,
+    machine,
+    role_of,
+    rss_snapshot,
+    running_product,
+)
 from benchmarks._ingest_probes import JSON, PER_EXEC, finished_reports, new_ids  # noqa: E402
 
 Series = dict[str, list[float]]  # role → RSS MB per sample
@@ -73,7 +79,7 @@ def roles(snap: Snapshot) -> dict[str, float]:
     for _pid, (name, mb) in sorted(snap.items()):
         if mb is None:
             continue
-        role = name.split()[-1]
+        role = role_of(name)
         k = 1
         while (key := role if k == 1 else f"{role} {k}") in out:
             k += 1

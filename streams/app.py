@@ -60,6 +60,14 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+# The worker's commit and producer settings; the floor benchmarks use them too
+# (benchmarks/_floor.py), so that they measure the same client.
+CLIENT_SETTINGS: dict[str, Any] = {
+    "broker_commit_interval": 1.0, "producer_linger": 0.005,
+    "producer_max_batch_size": 262144, "producer_compression_type": COMPRESSION,
+}  # fmt: skip
+
+
 class ExecutionWorker:
     def __init__(self, settings: Settings) -> None:
         patch_broker_quirks()
@@ -85,10 +93,7 @@ class ExecutionWorker:
             # Heartbeats come from Faust's consumer thread, not the agent's loop.
             broker_session_timeout=6,
             broker_heartbeat_interval=2,
-            broker_commit_interval=1.0,
-            producer_linger=0.005,
-            producer_max_batch_size=262144,
-            producer_compression_type=COMPRESSION,
+            **CLIENT_SETTINGS,
             web_enabled=False,
             autodiscover=False,
         )
