@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from projections import definition_tables
 from projections.clickhouse import ClickHouse, identifier
 from runledger.metrics import JOURNAL_COMMIT_SECONDS
 from streams.times import iso_ms
@@ -87,9 +88,11 @@ class JournalWriter:
         self._busy = 0  # groups journaled and not yet published (or failed)
         self._idle = asyncio.Event()
         self._idle.set()
+        self._definitions_behind = False  # a change journaled without its row
 
     async def start(self) -> None:
         self._last_pos = await journal_top(self.ch, self.database)
+        await definition_tables.repair(self.ch, self.database)
         self._task = asyncio.create_task(self._run(), name="journal-writer")
 
     async def stop(self) -> None:
@@ -189,10 +192,25 @@ class JournalWriter:
         ]  # fmt: skip
         await self.ch.insert("journal", columns, COLUMNS, database=self.database,
                              token=f"journal-{positions[0]}-{positions[-1]}")
+        await self._derive(entries, positions)
         self.last_commit_ms = (time.perf_counter() - t0) * 1000
         JOURNAL_COMMIT_SECONDS.observe(self.last_commit_ms / 1000)
         for e, pos in zip(entries, positions, strict=True):
             object.__setattr__(e, "journal_pos", pos)
+
+    async def _derive(self, entries: list[Entry], positions: list[int]) -> None:
+        """The saved definitions' rows of the changes in this commit, before anyone is
+        answered; after a failure, every missing one (the commit failed with it)."""
+        changes = [e.action for e in entries if e.action in definition_tables.ACTIONS]
+        if not changes and not self._definitions_behind:
+            return
+        behind, self._definitions_behind = self._definitions_behind, True
+        if behind:
+            await definition_tables.repair(self.ch, self.database)
+        else:
+            await definition_tables.derive(self.ch, self.database, changes, positions[0],
+                                           positions[-1])  # fmt: skip
+        self._definitions_behind = False
 
     async def _publish_in_order(
         self, queue: asyncio.Queue[tuple[list[_Pending], list[Entry]]]

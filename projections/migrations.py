@@ -12,7 +12,11 @@ never edited: a change is a new version. Every table has
 from __future__ import annotations
 
 from projections.ddl import DEDUP, LC_ARRAY, LC_NULL, TS
-from projections.definition_tables import V6_WORKFLOWS, V7_STEP_TYPES
+from projections.definition_tables import (
+    V6_WORKFLOWS,
+    V7_STEP_TYPES,
+    V13_DEFINITIONS_WITHOUT_VIEWS,
+)
 from projections.read_migrations import V9, V10, V11, V12
 
 # The columns `executions` and `executions_by_time` share (each adds its own after them).
@@ -239,4 +243,5 @@ MIGRATIONS: list[tuple[int, list[str], bool]] = [
     (10, V10, True),
     (11, V11, False),
     (12, V12, False),
+    (13, V13_DEFINITIONS_WITHOUT_VIEWS, False),
 ]
