@@ -11,11 +11,13 @@ from fastapi import APIRouter
 from api.accept import accept
 from api.deps import Ctx, digest, now_ms
 from api.envelope import ok
+from api.lean_route import LeanRoute
 from api.models import EventBatch, ReportedEvent
 from projections.journal import Entry
 from streams.contracts import ReportBatch
 
-router = APIRouter(prefix="/api/v1", tags=["ingest"])
+# Served without FastAPI's per-request machinery (api/lean_route.py): the busiest path.
+router = APIRouter(prefix="/api/v1", tags=["ingest"], route_class=LeanRoute)
 
 
 def _report_id(ev: ReportedEvent) -> str:
