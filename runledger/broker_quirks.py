@@ -4,6 +4,8 @@ All are idempotent and harmless on Apache Kafka (BROKER.md says what each one is
 ``ListOffsets(LATEST)`` answers "base offset + 1 of the newest batch" instead of the log
 end, so ``end_offsets()`` is corrected with a small Fetch; the first group generation is
 0, so LeaveGroup is sent from it too; Faust's fixed 1.5 s fetch wait is cut to 100 ms.
+One more, for any broker: producers send a node's batches together
+(runledger/produce_drain.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from aiokafka import errors as kafka_errors
 from aiokafka.consumer import fetcher as _fetcher_mod
 from aiokafka.protocol.fetch import FetchRequest
 
+from runledger.produce_drain import patch_producer_drain
+
 log = logging.getLogger(__name__)
 
 _READ_COMMITTED = 1
@@ -31,6 +35,7 @@ def patch_broker_quirks() -> None:
     patch_end_offsets()
     patch_leave_group()
     patch_faust_fetch_wait()
+    patch_producer_drain()
 
 
 # How long a consumer at the tail lets the broker hold a fetch. Tansu answers a parked
