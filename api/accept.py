@@ -7,6 +7,7 @@ archived state goes in front of it, on the same topic, as a `rehydrate`.
 
 from __future__ import annotations
 
+import collections
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
@@ -42,7 +43,10 @@ async def accept(ctx: AppContext, entries: Sequence[Entry]) -> list[int]:
     for e in entries:
         if e.topic:  # topic-less entries (workflow changes) are about no execution
             ctx.remember_accepted(e.execution_id, e.tenant)
-        COMMANDS.labels(e.action).inc()
+    # One increment per action: each writes the metrics file under a lock (~5 µs), and a
+    # report request holds an entry per execution.
+    for action, n in collections.Counter(e.action for e in entries).items():
+        COMMANDS.labels(action).inc(n)
     return positions
 
 
