@@ -3,7 +3,7 @@ made from the journal row of its change: migrations 6 and 7 create the tables
 (``projections.migrations`` lists them with the others), ``derive`` writes the rows.
 
 Until migration 13 a materialized view on the journal wrote them. ClickHouse runs a view
-on every journal insert, whatever it holds: ~6 ms of CPU per commit for changes that come
+on every journal insert, whatever it holds: ~5 ms of CPU per commit for changes that come
 a few times a day (deploy/CAPACITY.md). Now the journal writer calls ``derive`` after a
 commit that holds such a change, before it answers; ``repair`` writes the rows a crash
 between the two left out, when the writer starts.
