@@ -240,3 +240,25 @@ def test_children_die_with_a_killed_supervisor(kafka_settings: Settings, tmp_pat
     proc.kill()
     proc.wait()
     _wait_for(lambda: not any(_alive(pid) for pid in _pids(tmp_path)), timeout=5)
+
+
+async def test_a_batch_goes_with_the_batch_of_its_broker_that_is_due(
+    kafka_settings: Settings,
+) -> None:
+    """A message does not wait out its own linger when another partition on the same
+    broker is sent: both go in one produce request (runledger/produce_drain.py)."""
+    settings = _other_prefix(kafka_settings)
+    await kafka.create_topics(settings)
+    topic = settings.topic("events")
+    producer = kafka.make_producer(settings, linger_ms=400)
+    await producer.start()
+    try:
+        first = await producer.send(topic, b"a", partition=0)
+        await asyncio.sleep(0.2)
+        sent_second = time.monotonic()
+        second = await producer.send(topic, b"b", partition=1)
+        await asyncio.wait_for(asyncio.gather(first, second), 5)
+        waited = time.monotonic() - sent_second
+    finally:
+        await producer.stop()
+    assert waited < 0.35  # its own linger would have held it 0.4 s; the first went at ~0.2
