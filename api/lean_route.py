@@ -25,6 +25,7 @@ from typing import Any
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import TypeAdapter, ValidationError
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
@@ -42,7 +43,13 @@ class LeanRoute(APIRoute):
             await super().handle(scope, receive, send)  # FastAPI's 405
             return
         request = Request(scope, receive)
-        body = self._validated(await request.body(), request.headers.get("content-type"))
+        try:
+            raw = await request.body()
+        except HTTPException:  # the middlewares' own (a body over the limit)
+            raise
+        except Exception as exc:  # as FastAPI answers it (a client gone mid-body)
+            raise HTTPException(400, "There was an error parsing the body") from exc
+        body = self._validated(raw, request.headers.get("content-type"))
         response = await self.endpoint(body=body, ctx=scope["app"].state.ctx)
         await response(scope, receive, send)
 

@@ -94,3 +94,28 @@ def test_an_endpoint_that_takes_more_than_body_and_ctx_is_refused():
 
     with pytest.raises(TypeError, match="takes body and ctx"):
         LeanRoute("/x", other, methods=["POST"])
+
+
+async def _answer_to_a_client_gone_mid_body(app: Any) -> tuple[int, bytes]:
+    scope = {"type": "http", "method": "POST", "path": "/api/v1/events", "raw_path": b"",
+             "query_string": b"", "headers": [(b"content-type", b"application/json")],
+             "root_path": "", "scheme": "http", "server": ("test", 80), "client": ("c", 1),
+             "http_version": "1.1"}  # fmt: skip
+    chunks = iter([{"type": "http.request", "body": b'{"events": [', "more_body": True},
+                   {"type": "http.disconnect"}])  # fmt: skip
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return next(chunks)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+
+async def test_a_client_gone_mid_body_gets_fastapis_answer():
+    answers = [await _answer_to_a_client_gone_mid_body(c.app) for c in (FASTAPI, LEAN)]
+    assert answers[1] == answers[0]
+    assert answers[1][0] == 400
