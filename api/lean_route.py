@@ -30,6 +30,10 @@ from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 
+def _unreadable() -> HTTPException:
+    return HTTPException(400, "There was an error parsing the body")  # FastAPI's words
+
+
 class LeanRoute(APIRoute):
     def __init__(self, path: str, endpoint: typing.Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
@@ -48,7 +52,7 @@ class LeanRoute(APIRoute):
         except HTTPException:  # the middlewares' own (a body over the limit)
             raise
         except Exception as exc:  # as FastAPI answers it (a client gone mid-body)
-            raise HTTPException(400, "There was an error parsing the body") from exc
+            raise _unreadable() from exc
         body = self._validated(raw, request.headers.get("content-type"))
         response = await self.endpoint(body=body, ctx=scope["app"].state.ctx)
         await response(scope, receive, send)
@@ -68,6 +72,8 @@ class LeanRoute(APIRoute):
                 raise RequestValidationError(
                     [{"type": "json_invalid", "loc": ("body", exc.pos), "msg": "JSON decode error",
                       "input": {}, "ctx": {"error": exc.msg}}], body=exc.doc) from exc  # fmt: skip
+            except Exception as exc:  # no text (UnicodeDecodeError), nested too deep, ...
+                raise _unreadable() from exc
         try:
             return self._body.validate_python(value, from_attributes=True)
         except ValidationError as exc:

@@ -43,6 +43,9 @@ CASES: list[tuple[str, bytes, str | None]] = [
      "application/vnd.runledger+json; charset=utf-8"),
     ("no body", b"", JSON),
     ("malformed JSON", b'{"events": [', JSON),
+    ("bytes that are no text", b"\x80", JSON),
+    ("bytes that are no text, no JSON type", b"\x80", None),
+    ("JSON nested past the parser's depth", b"[" * 100_000, JSON),
     ("NaN is JSON to FastAPI", b'{"events": [{"execution_id": "e", "event_type": "log", '
      b'"timestamp": "2026-01-02T03:04:05Z", "data": {"x": NaN}}]}', JSON),
     ("no content type", b'{"events": []}', None),
