@@ -6,7 +6,9 @@ One writer per API process group-commits concurrent requests (one chDB insert co
 ``journal_pos`` values, inserts them, appends their messages to the topics in that
 order, and only then answers the waiting requests. The next group is inserted while the
 previous one is being published. ``paused()`` holds new groups back (requests wait) until
-what was under way is on its topics: a topic generation switch runs inside it.
+what was under way is on its topics: a topic generation switch runs inside it. A commit
+that holds a saved workflow's or step type's change also writes its versioned row
+(``projections.definition_tables``) before anyone is answered.
 """
 
 from __future__ import annotations
