@@ -22,14 +22,14 @@ def faust_app(app_id: str, bootstrap: str, datadir: str) -> Any:
     import faust
 
     from runledger.broker_quirks import patch_broker_quirks
-    from streams.app import CLIENT_SETTINGS
+    from runledger.kafka import FAUST_CLIENT_SETTINGS
 
     patch_broker_quirks()
     return faust.App(
         app_id, broker=f"kafka://{bootstrap}", store="memory://", datadir=datadir,
         processing_guarantee="at_least_once", topic_partitions=PARTITIONS,
         topic_replication_factor=1, topic_allow_declare=False, table_standby_replicas=0,
-        **CLIENT_SETTINGS, web_enabled=False, autodiscover=False,
+        **FAUST_CLIENT_SETTINGS, web_enabled=False, autodiscover=False,
     )  # fmt: skip
 
 

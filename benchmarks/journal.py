@@ -19,7 +19,6 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import orjson
 
@@ -27,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._harness import broker_and_clickhouse, cpu_seconds, machine  # noqa: E402
 from projections.clickhouse import ClickHouse  # noqa: E402
 from projections.definition_tables import V6_WORKFLOWS, V7_STEP_TYPES  # noqa: E402
-from projections.journal import COLUMNS, Entry, JournalWriter  # noqa: E402
+from projections.journal import Entry, JournalWriter, insert_entries  # noqa: E402
 from projections.schema import migrate  # noqa: E402
 from runledger.kafka import create_topics, make_producer  # noqa: E402
 from runledger.settings import Settings  # noqa: E402
@@ -114,12 +113,10 @@ async def insert_cpu_ms(ch: ClickHouse, db: str, views: bool, inserts: int = 300
     before = cpu_seconds(os.getpid())  # every thread: chDB's own too
     for _ in range(inserts):
         span = range(pos, pos + rows)
-        columns: list[list[Any]] = [list(span), [now] * rows, ["default"] * rows, ["bench"] * rows,
-                   ["report"] * rows, [f"e{p % 1024}" for p in span],
-                   [[f"r{p}"] for p in span], ["runledger.step-events"] * rows,
-                   [payload] * rows]  # fmt: skip
-        await ch.insert("journal", columns, COLUMNS, database=db,
-                        token=f"journal-{pos}-{pos + rows - 1}")
+        entries = [Entry(action="report", execution_id=f"e{p % 1024}", ids=(f"r{p}",),
+                         topic="runledger.step-events", payload=payload, received_at=now,
+                         actor="bench") for p in span]  # fmt: skip
+        await insert_entries(ch, db, entries, span, token=f"journal-{pos}-{pos + rows - 1}")
         pos += rows
     await asyncio.sleep(3)
     return round((cpu_seconds(os.getpid()) - before) / inserts * 1000, 2)

@@ -50,6 +50,19 @@ class Entry:
 Publish = Callable[[Sequence[tuple[str, str, bytes]]], Awaitable[None]]
 
 
+async def insert_entries(ch: ClickHouse, database: str, entries: Sequence[Entry],
+                         positions: Sequence[int], token: str | None = None) -> None:  # fmt: skip
+    """Insert ``entries`` into the journal at ``positions`` (``token``: the insert's
+    deduplication token)."""
+    columns: list[list[Any]] = [
+        list(positions), [e.received_at for e in entries], [e.tenant for e in entries],
+        [e.actor for e in entries], [e.action for e in entries],
+        [e.execution_id for e in entries], [list(e.ids) for e in entries],
+        [e.topic for e in entries], [e.payload for e in entries],
+    ]  # fmt: skip
+    await ch.insert("journal", columns, COLUMNS, database=database, token=token)
+
+
 @dataclass
 class _Pending:
     entries: Sequence[Entry]
@@ -186,14 +199,8 @@ class JournalWriter:
         self._last_insert_at = time.monotonic()
         positions = self._next_positions(len(entries))
         t0 = time.perf_counter()
-        columns: list[list[Any]] = [
-            positions, [e.received_at for e in entries], [e.tenant for e in entries],
-            [e.actor for e in entries], [e.action for e in entries],
-            [e.execution_id for e in entries], [list(e.ids) for e in entries],
-            [e.topic for e in entries], [e.payload for e in entries],
-        ]  # fmt: skip
-        await self.ch.insert("journal", columns, COLUMNS, database=self.database,
-                             token=f"journal-{positions[0]}-{positions[-1]}")
+        await insert_entries(self.ch, self.database, entries, positions,
+                             token=f"journal-{positions[0]}-{positions[-1]}")  # fmt: skip
         await self._derive(entries, positions)
         self.last_commit_ms = (time.perf_counter() - t0) * 1000
         JOURNAL_COMMIT_SECONDS.observe(self.last_commit_ms / 1000)

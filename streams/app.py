@@ -24,7 +24,8 @@ import faust
 from faust.types import EventT
 
 from runledger import generations
-from runledger.kafka import COMPRESSION, changelog_topic, patch_broker_quirks, worker_app_id
+from runledger.broker_quirks import patch_broker_quirks
+from runledger.kafka import FAUST_CLIENT_SETTINGS, changelog_topic, worker_app_id
 from runledger.metrics import DEAD_LETTERS, DECIDE_SECONDS, count_events
 from runledger.settings import Settings
 from streams.admission_actor import KEY as QUEUE_KEY
@@ -60,14 +61,6 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-# The worker's commit and producer settings; the floor benchmarks use them too
-# (benchmarks/_floor.py), so that they measure the same client.
-CLIENT_SETTINGS: dict[str, Any] = {
-    "broker_commit_interval": 1.0, "producer_linger": 0.005,
-    "producer_max_batch_size": 262144, "producer_compression_type": COMPRESSION,
-}  # fmt: skip
-
-
 class ExecutionWorker:
     def __init__(self, settings: Settings) -> None:
         patch_broker_quirks()
@@ -93,7 +86,7 @@ class ExecutionWorker:
             # Heartbeats come from Faust's consumer thread, not the agent's loop.
             broker_session_timeout=6,
             broker_heartbeat_interval=2,
-            **CLIENT_SETTINGS,
+            **FAUST_CLIENT_SETTINGS,
             web_enabled=False,
             autodiscover=False,
         )

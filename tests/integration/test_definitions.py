@@ -12,7 +12,7 @@ import pytest
 from projections import step_types, workflows
 from projections.clickhouse import ClickHouse
 from projections.definition_tables import V6_WORKFLOWS
-from projections.journal import COLUMNS, Entry, JournalWriter
+from projections.journal import Entry, JournalWriter, insert_entries
 from projections.schema import migrate
 
 pytestmark = pytest.mark.asyncio
@@ -43,10 +43,7 @@ def _report(i: int) -> Entry:
 
 async def _journal_directly(ch: ClickHouse, db: str, entries: list[Entry], first: int) -> None:
     """Journal rows as a writer that crashed before writing their definitions' rows."""
-    rows = [[first + i, e.received_at, e.tenant, e.actor, e.action, e.execution_id,
-             list(e.ids), e.topic, e.payload] for i, e in enumerate(entries)]  # fmt: skip
-    await ch.insert("journal", [list(c) for c in zip(*rows, strict=True)], COLUMNS,
-                    database=db)  # fmt: skip
+    await insert_entries(ch, db, entries, range(first, first + len(entries)))
 
 
 async def _urls(ch: ClickHouse, db: str) -> list[str]:
