@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -32,6 +34,13 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # fourth workflow statistics answer of a process took 140 ms instead of 30, and the
 # compiled ones were no faster (1 M executions, medians 29.8-32.2 ms either way).
 DEFAULT_SETTINGS: dict[str, Any] = {"compile_aggregate_expressions": 0}
+# chDB's allocator (jemalloc) keeps freed pages for 5 s and returns them only when the same
+# arena allocates again: at 3,500 events/s the API's RSS swung between ~910 and 1,410 MB
+# (benchmarks/memory.py). A background thread returning them after 1 s kept it between
+# 861 and 991 MB, and cost less CPU, not more (purging at once cost ~40 µs more per
+# one-event request; deploy/CAPACITY.md). jemalloc reads this once, when chDB loads; an
+# operator's own JE_MALLOC_CONF wins.
+CHDB_ALLOCATOR = "background_thread:true,dirty_decay_ms:1000"
 
 
 def identifier(name: str) -> str:
@@ -48,6 +57,8 @@ class ClickHouse:
         self, dsn: str, *, settings: Mapping[str, Any] | None = None, readers: int = READERS
     ) -> None:
         self.dsn = dsn
+        if self.is_chdb and "chdb" not in sys.modules:
+            os.environ.setdefault("JE_MALLOC_CONF", CHDB_ALLOCATOR)
         self._settings = {**DEFAULT_SETTINGS, **(settings or {})}
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="clickhouse-write")
         self._reader = ThreadPoolExecutor(readers, thread_name_prefix="clickhouse-read")
