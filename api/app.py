@@ -21,6 +21,7 @@ from api.deps import AppContext
 from api.drain import drain
 from api.envelope import install_error_handlers
 from api.generation import GenerationInfo, project_leftovers, watch_generations
+from api.lean_route import LeanApp
 from api.reconcile import reconcile_forever
 from api.routes import (
     admin,
@@ -119,7 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await bus.stop()
             ch.close()
 
-    app = FastAPI(title="Runledger", version="0.1.0", lifespan=lifespan)
+    app = LeanApp(title="Runledger", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
     app.add_middleware(Timed)
     keys = app.state.keys = KeyRing.load(configured.api_keys, configured.api_keys_file)

@@ -149,9 +149,12 @@ class EdgeBackpressure:
     """ASGI middleware: the rate limit, then the body cap, per ``app.state.edge_limits``."""
 
     def __init__(self, app: ASGIApp, max_buckets: int = MAX_BUCKETS,
-                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+                 clock: Callable[[], float] = time.monotonic,
+                 limiter: RateLimiter | None = None) -> None:  # fmt: skip
         self.app = app
-        self.limiter = RateLimiter(max_buckets, clock)
+        # Passed in by the app so that every stack built from its middleware list (FastAPI's
+        # and api/lean_route.py's) counts a client in the same buckets.
+        self.limiter = limiter or RateLimiter(max_buckets, clock)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         limits = _limits(scope) if scope["type"] == "http" else None
@@ -179,7 +182,7 @@ def install_backpressure(app: FastAPI, settings: Settings) -> None:
     """Put the limits from ``settings`` on ``app.state.edge_limits`` and add the middleware
     (outermost of ours: a refused request costs no timing or routing)."""
     app.state.edge_limits = EdgeLimits.from_settings(settings)
-    app.add_middleware(EdgeBackpressure)
+    app.add_middleware(EdgeBackpressure, limiter=RateLimiter())
 
 
 async def _with_counted_body(app: ASGIApp, cap: int, scope: Scope, receive: Receive,
