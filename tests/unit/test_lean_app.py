@@ -52,6 +52,15 @@ def _learned(client: TestClient) -> TestClient:
     return client
 
 
+def _without_fastapis_stack(client: TestClient) -> None:
+    """From now on a request that reaches FastAPI's stack fails with a RuntimeError."""
+
+    async def broken(scope: Any, receive: Any, send: Any) -> None:
+        raise RuntimeError("FastAPI's stack was used")
+
+    client.app.middleware_stack = broken  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize(("settings", "body", "headers"), [c[1:] for c in CASES],
                          ids=[c[0] for c in CASES])  # fmt: skip
 def test_same_answer_straight_as_through_fastapi(settings: dict[str, Any], body: bytes,
@@ -77,11 +86,7 @@ def test_a_rate_limited_request_gets_the_same_429():
 
 def test_only_the_learned_method_and_path_skip_fastapis_stack():
     client = _learned(_client())
-
-    async def broken(scope: Any, receive: Any, send: Any) -> None:
-        raise RuntimeError("FastAPI's stack was used")
-
-    client.app.middleware_stack = broken  # type: ignore[attr-defined]
+    _without_fastapis_stack(client)
     assert client.post(EVENTS, content=b"{}", headers=JSON).status_code == 422  # straight
     for method, path in (("PUT", EVENTS), ("POST", EVENTS + "/"), ("GET", "/health")):
         with pytest.raises(RuntimeError, match="FastAPI's stack"):
@@ -91,10 +96,6 @@ def test_only_the_learned_method_and_path_skip_fastapis_stack():
 def test_an_app_under_a_root_path_goes_through_fastapi():
     client = _learned(_client())
     client.app.root_path = "/behind-a-proxy"  # type: ignore[attr-defined]
-
-    async def broken(scope: Any, receive: Any, send: Any) -> None:
-        raise RuntimeError("FastAPI's stack was used")
-
-    client.app.middleware_stack = broken  # type: ignore[attr-defined]
+    _without_fastapis_stack(client)
     with pytest.raises(RuntimeError, match="FastAPI's stack"):
         TestClient(client.app).post(EVENTS, content=b"{}", headers=JSON)
