@@ -185,7 +185,7 @@ def execution_row(state: ExecutionState, figs: dict[str, Any]) -> tuple[Any, ...
         state.plan.id if state.plan else None, state.mode, state.status, figs["progress"],
         state.environment, dict(state.labels), figs["systems"], figs["modules"],
         figs["failed_steps"], state.error_type, state.started_at, state.finished_at,
-        duration_of(state), state.seq, state.model_dump_json(),
+        duration_of(state), state.seq, state.stored_json(),
         state.last_activity_at or state.finished_at or state.started_at,
     )  # fmt: skip
 

@@ -193,7 +193,7 @@ class ExecutionWorker:
         for eid, (ev, state) in changed.items():
             key = eid.encode()
             with changelog_partition_of(ev):
-                self.table[key] = state.model_dump_json().encode()
+                self.table[key] = state.stored_json().encode()
             self._note_due(key, state)
         for eid, ev in evicted.items():
             key = eid.encode()

@@ -116,6 +116,14 @@ class ExecutionState(BaseModel):
     def finished(self) -> bool:
         return self.status in FINAL_STATUSES
 
+    def stored_json(self) -> str:
+        """The form kept in the worker's table and in ClickHouse: fields at their default
+        left out, ~40 % smaller for a reported execution and quicker to read back. What is
+        left out reads back as the default of the code that reads it, so the defaults of
+        every model below this one are part of what is stored (tests/unit/
+        test_stored_state.py pins them)."""
+        return self.model_dump_json(exclude_defaults=True)
+
 
 def attempts_of(step: StepState) -> list[Attempt]:
     """Fold a step's reports (in timestamp order) into attempts."""

@@ -24,6 +24,15 @@ def start(p: Plan, at: int = T0, timeout_sec: float | None = None, debug: bool =
                           debug=debug)
 
 
+def as_stored(state: ExecutionState | None) -> ExecutionState | None:
+    """``state`` as the worker reads it back from its table: through its stored form."""
+    if state is None:
+        return None
+    back = ExecutionState.model_validate_json(state.stored_json())
+    assert back == state
+    return back
+
+
 def update(task: StepTask, phase: str, at: int, **kw: Any) -> TaskUpdate:
     return TaskUpdate(execution_id=task.execution_id, received_at=at, task_id=task.task_id,
                       step_id=task.step_id, attempt=task.attempt, phase=phase, **kw)
@@ -40,7 +49,7 @@ class Run:
 
     def __call__(self, msg: Any) -> Run:
         d = decide(self.state, msg, CFG)
-        self.state = d.state
+        self.state = as_stored(d.state)
         self.events.extend(d.events)
         self.tasks.extend(d.tasks)
         self.messages.extend(d.messages)

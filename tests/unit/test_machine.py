@@ -12,6 +12,7 @@ from streams.machine import MachineConfig, decide, evolve
 from streams.plan import Plan
 from streams.state import ExecutionState, attempts_of, step_statuses
 from streams.view import describe
+from tests.unit.runs import as_stored
 
 CFG = MachineConfig(tracked_idle_timeout_ms=60_000)
 PLAN = Plan.model_validate({"id": "p", "steps": [
@@ -37,7 +38,7 @@ def run(*msgs, state: ExecutionState | None = None):
     events = []
     for m in msgs:
         d = decide(state, m, CFG)
-        state = d.state
+        state = as_stored(d.state)
         events.extend(d.events)
     return state, events
 
