@@ -32,7 +32,7 @@ from streams.admission_actor import KEY as QUEUE_KEY
 from streams.admission_actor import AdmissionActor
 from streams.admission_contracts import ADMISSION_KEY
 from streams.builder import Outbound
-from streams.bundles import is_bundle, unpack
+from streams.bundles import in_passes, is_bundle, unpack
 from streams.changelog import changelog_partition_of
 from streams.contracts import (
     ChildFinished,
@@ -52,6 +52,11 @@ from streams.state import ExecutionState
 
 log = logging.getLogger("runledger.worker")
 WORKER_BATCH = 1000
+# What one pass applies at most, in bytes of Kafka messages. Under a backlog a take of
+# 1,000 messages is 1,000 bundles (up to ~250 MB of JSON), and the objects one pass makes
+# of them set how much memory Python's allocator keeps afterwards: it cannot hand back
+# freed pools that share an arena with a live object.
+WORKER_PASS_BYTES = 2_097_152
 # States parsed per step of the timer index rebuild after an assignment: parsing all of a
 # restarted worker's table at once (100k states: ~3 s) held every batch up behind it.
 REINDEX_CHUNK = 1000
@@ -100,7 +105,7 @@ class ExecutionWorker:
         # Typed Any: Faust's type stubs lack what is used below (serializers, recovery).
         table: Any = self.app.Table("executions", partitions=s.partitions, key_type=bytes,
                                     value_type=bytes)
-        # Keys are execution ids and values orjson states, both bytes: no codec needed.
+        # Keys are execution ids and values stored states (`stored_json`), both bytes: no codec.
         table.key_serializer = table.value_serializer = "raw"
         self.table: Any = table
         assert self.table.changelog_topic.get_topic_name() == changelog_topic(s)
@@ -121,7 +126,8 @@ class ExecutionWorker:
 
     async def _advance(self, stream: Any) -> None:
         async for batch in stream.take_events(WORKER_BATCH, within=0.01):
-            await self._apply_batch(batch)
+            for part in in_passes(batch, lambda ev: len(ev.value), WORKER_PASS_BYTES):
+                await self._apply_batch(part)
 
     async def _apply_batch(self, batch: list[EventT]) -> None:
         tps = {ev.message.tp for ev in batch}

@@ -16,7 +16,8 @@ are read everywhere.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
 
 from aiokafka.partitioner import murmur2
 from pydantic import TypeAdapter, ValidationError
@@ -27,6 +28,7 @@ from streams.contracts import WorkerMessage
 # broker's message size limit (1 MB by default) stays far off, even uncompressed.
 BUNDLE_MAX_BYTES = 262_144
 
+T = TypeVar("T")
 _one = TypeAdapter(WorkerMessage)
 _many = TypeAdapter(list[WorkerMessage])
 
@@ -60,6 +62,22 @@ def pack(records: Sequence[tuple[str, str, bytes]], partitions: int,
             else:
                 out.append((topic, bundle[0][0], b"[" + b",".join(v for _, v in bundle) + b"]"))
     return out
+
+
+def in_passes(values: Sequence[T], size: Callable[[T], int], max_bytes: int) -> Iterator[list[T]]:
+    """``values`` in order, cut into runs of at most ``max_bytes`` by ``size`` (a value past
+    it goes alone)."""
+    run: list[T] = []
+    total = 0
+    for v in values:
+        n = size(v)
+        if run and total + n > max_bytes:
+            yield run
+            run, total = [], 0
+        run.append(v)
+        total += n
+    if run:
+        yield run
 
 
 def is_bundle(value: bytes) -> bool:

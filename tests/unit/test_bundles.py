@@ -9,7 +9,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.bundles import pack, partition_of, unpack
+from streams.bundles import in_passes, pack, partition_of, unpack
 from streams.contracts import Report, ReportBatch, StopExecution
 
 PARTITIONS = 12
@@ -86,3 +86,16 @@ def test_numbers_past_64_bits_survive_a_bundle_with_a_bad_message():
     )).model_dump_json().encode()  # fmt: skip
     messages, failures = unpack(b"[" + big + b',{"kind":"nope"}]')
     assert messages[0].reports[0].data == {"n": 2**70} and len(failures) == 1
+
+
+@given(st.lists(st.binary(max_size=300)), st.integers(1, 1_000))
+def test_a_take_is_applied_in_passes_of_bounded_bytes_in_order(values, max_bytes):
+    """The worker applies a take of Kafka messages in passes: every message once, in order;
+    a pass over the bound is one message alone, and no pass could have taken the next."""
+    passes = list(in_passes(values, len, max_bytes))
+    assert [v for p in passes for v in p] == values
+    for i, p in enumerate(passes):
+        assert p
+        assert len(p) == 1 or sum(map(len, p)) <= max_bytes
+        if i + 1 < len(passes):
+            assert sum(map(len, p)) + len(passes[i + 1][0]) > max_bytes
