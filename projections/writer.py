@@ -26,7 +26,7 @@ from streams.contracts import Event
 from streams.state import ExecutionState
 
 log = logging.getLogger("projections.writer")
-HOT_STATES = 2_000  # of the cache, kept as objects (the working set of a steady load)
+HOT_STATES = 5_000  # of the cache, kept as objects: more than a busy load has in flight
 
 
 @dataclass
