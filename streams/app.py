@@ -126,7 +126,7 @@ class ExecutionWorker:
 
     async def _advance(self, stream: Any) -> None:
         async for batch in stream.take_events(WORKER_BATCH, within=0.01):
-            for part in in_passes(batch, lambda ev: len(ev.value), WORKER_PASS_BYTES):
+            for part in in_passes(batch, lambda ev: len(ev.value or b""), WORKER_PASS_BYTES):
                 await self._apply_batch(part)
 
     async def _apply_batch(self, batch: list[EventT]) -> None:
