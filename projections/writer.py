@@ -124,13 +124,11 @@ class BatchWriter:
                 continue
             hot[execution_id] = (state, proj.stored[execution_id])
             hot.move_to_end(execution_id)
-        while len(hot) > HOT_STATES:
+        while len(hot) > min(HOT_STATES, self._cache_size):
             execution_id, (_, stored) = hot.popitem(last=False)
             warm[execution_id] = stored
         while warm and len(hot) + len(warm) > self._cache_size:
             warm.popitem(last=False)
-        while len(hot) > self._cache_size:
-            hot.popitem(last=False)
 
 
 ALL_TABLES = {"events": "events", "step_records": "step_records",

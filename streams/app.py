@@ -32,7 +32,7 @@ from streams.admission_actor import KEY as QUEUE_KEY
 from streams.admission_actor import AdmissionActor
 from streams.admission_contracts import ADMISSION_KEY
 from streams.builder import Outbound
-from streams.bundles import in_passes, is_bundle, unpack
+from streams.bundles import WORKER_PASS_BYTES, in_passes, is_bundle, unpack
 from streams.changelog import changelog_partition_of
 from streams.contracts import (
     ChildFinished,
@@ -52,11 +52,6 @@ from streams.state import ExecutionState
 
 log = logging.getLogger("runledger.worker")
 WORKER_BATCH = 1000
-# What one pass applies at most, in bytes of Kafka messages. Under a backlog a take of
-# 1,000 messages is 1,000 bundles (up to ~250 MB of JSON), and the objects one pass makes
-# of them set how much memory Python's allocator keeps afterwards: it cannot hand back
-# freed pools that share an arena with a live object.
-WORKER_PASS_BYTES = 2_097_152
 # States parsed per step of the timer index rebuild after an assignment: parsing all of a
 # restarted worker's table at once (100k states: ~3 s) held every batch up behind it.
 REINDEX_CHUNK = 1000

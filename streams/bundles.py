@@ -27,6 +27,11 @@ from streams.contracts import WorkerMessage
 # At most one producer batch (runledger.kafka.make_producer's max_batch_size): the
 # broker's message size limit (1 MB by default) stays far off, even uncompressed.
 BUNDLE_MAX_BYTES = 262_144
+# What a worker applies in one pass at most, in bytes of Kafka messages. Under a backlog a
+# take of 1,000 messages is 1,000 bundles (up to ~250 MB of JSON), and the objects one pass
+# makes of them set how much memory Python's allocator keeps afterwards: it cannot hand
+# back freed pools that share an arena with a live object.
+WORKER_PASS_BYTES = 2_097_152
 
 T = TypeVar("T")
 _one = TypeAdapter(WorkerMessage)
