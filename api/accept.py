@@ -1,8 +1,9 @@
 """Accepting messages: journal them, append them to Kafka, then answer (DESIGN.md).
 
-A message for an execution that has finished may reach a worker that no longer holds it
-(finished executions leave the worker's table after RUNLEDGER_FINISHED_TTL), so its
-archived state goes in front of it, on the same topic, as a `rehydrate`.
+A message for an execution that has finished, or a reported one idle for long, may reach
+a worker that no longer holds it (they leave the worker's table RUNLEDGER_FINISHED_TTL
+and RUNLEDGER_IDLE_TTL after their last event: streams/hot_set.py), so its archived
+state goes in front of it, on the same topic, as a `rehydrate`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import replace
 
 from aiokafka.errors import KafkaError
 
+from api.archive import hot_seconds
 from api.auth import current_actor
 from api.deps import AppContext
 from api.envelope import ApiError
@@ -60,10 +62,11 @@ def is_new(ctx: AppContext, execution_id: str) -> None:
 
 
 def _not_archived(ctx: AppContext, execution_ids: Iterable[str], now: float) -> None:
-    # An execution that is not finished now cannot be evicted before it finishes and then
-    # stays a full TTL: no need to look again for half that time.
+    # Not archived, or neither finished nor idle for long (api/archive.py): a worker keeps
+    # it at least ``hot_seconds`` from now, so no need to look again before then.
+    hot = hot_seconds(ctx.settings)
     for eid in execution_ids:
-        ctx.hot_until[eid] = now + ctx.settings.finished_ttl / 2
+        ctx.hot_until[eid] = now + hot
     while len(ctx.hot_until) > HOT_IDS:
         ctx.hot_until.pop(next(iter(ctx.hot_until)))
 
@@ -74,12 +77,12 @@ async def _with_archived_states(ctx: AppContext, entries: Sequence[Entry]) -> li
                if e.topic and ctx.hot_until.get(e.execution_id, 0) < now}  # fmt: skip
     if not unknown:
         return list(entries)
-    finished = await ctx.archive.finished(unknown)
-    _not_archived(ctx, unknown - finished.keys(), now)
+    evicted = await ctx.archive.maybe_evicted(unknown)
+    _not_archived(ctx, unknown - evicted.keys(), now)
     out: list[Entry] = []
     sent: set[tuple[str, str]] = set()
     for e in entries:
-        state = finished.get(e.execution_id)
+        state = evicted.get(e.execution_id)
         if state is not None and e.topic and (e.execution_id, e.topic) not in sent:
             sent.add((e.execution_id, e.topic))
             msg = Rehydrate(execution_id=e.execution_id, tenant=state.tenant,

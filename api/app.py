@@ -21,6 +21,7 @@ from api.deps import AppContext
 from api.drain import drain
 from api.envelope import install_error_handlers
 from api.generation import GenerationInfo, project_leftovers, watch_generations
+from api.idle_sweep import sweep_idle_forever
 from api.lean_route import LeanApp
 from api.reconcile import reconcile_forever
 from api.routes import (
@@ -89,7 +90,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         policy = await purge_routes.load_retention(ctx)
         if policy is not None:  # a rebuild makes the derived tables anew, without TTLs
             await apply_retention(ch, db, policy)
-        background = [asyncio.create_task(reconcile_forever(ctx), name="reconcile")]
+        background = [asyncio.create_task(reconcile_forever(ctx), name="reconcile"),
+                      asyncio.create_task(sweep_idle_forever(ctx), name="idle-sweep")]
         if settings.uses_generations:
             ctx.generation = GenerationInfo(leftovers=leftovers)
             background.append(asyncio.create_task(watch_generations(ctx), name="generations"))

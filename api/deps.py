@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 
-from api.archive import ArchiveLookup
+from api.archive import ArchiveLookup, idle_before
 from api.bus import CommandBus
 from api.queue_watch import QueueWatch
 from api.tail import EventTail
@@ -49,12 +49,13 @@ class AppContext:
     queue: QueueWatch = field(default_factory=QueueWatch)
     edge: Any = None  # api.backpressure.EdgeLimits on app.state (body size, rate limit)
     executor_caps: SystemCaps | None = None  # what executors read (follow_limits.py)
-    archive: ArchiveLookup = field(init=False)  # finished executions' states (api/accept.py)
+    archive: ArchiveLookup = field(init=False)  # evicted executions' states (api/accept.py)
     _masker: Masker = field(init=False, repr=False)  # masker() without names
 
     def __post_init__(self) -> None:
         self.archive = ArchiveLookup(lambda ids: queries.load_states(
-            self.ch, ids, finished_only=True, database=self.db))  # fmt: skip
+            self.ch, ids, finished_only=True, database=self.db,
+            idle_before=idle_before(self.settings, int(time.time() * 1000))))  # fmt: skip
         self._masker = Masker.of(self.settings.mask_patterns)
 
     @property

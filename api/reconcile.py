@@ -25,7 +25,8 @@ log = logging.getLogger("runledger.api.reconcile")
 BEHIND = 1_000
 
 
-async def _behind(ctx: AppContext) -> int:
+async def behind(ctx: AppContext) -> int:
+    """Records the workers and the projector have not read yet."""
     s = ctx.settings
     inputs = [s.topic("commands"), s.topic("step-events")]
     return (await generations.lag(s, worker_app_id(s), inputs)
@@ -50,8 +51,8 @@ async def reconcile_forever(ctx: AppContext) -> None:
 async def _reconcile(ctx: AppContext, watermark: int) -> int:
     """One pass; returns the new watermark."""
     s = ctx.settings  # the current topic generation
-    if (behind := await _behind(ctx)) > BEHIND:
-        log.info("reconcile pass skipped: %d records not read yet", behind)
+    if (n := await behind(ctx)) > BEHIND:
+        log.info("reconcile pass skipped: %d records not read yet", n)
         return watermark
     cutoff = int((time.time() - s.reconcile_after) * 1000)
     top = await journal_top(ctx.ch, ctx.db, after=watermark, before_ms=cutoff)

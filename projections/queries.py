@@ -17,11 +17,12 @@ from projections.clickhouse import ClickHouse, identifier
 from projections.schema import DEFAULT_DATABASE
 from streams.contracts import Event
 from streams.executors.masking import mask_secrets
-from streams.state import ExecutionState
+from streams.state import FINAL_STATUSES, ExecutionState
 from streams.times import iso_ms
 from streams.view import describe
 
 DAY_MS = 86_400_000
+FINAL_SQL = "(" + ", ".join(f"'{s}'" for s in sorted(FINAL_STATUSES)) + ")"  # an SQL list
 _ID_CHUNK = 5_000
 
 EVENT_SELECT = """
@@ -52,19 +53,25 @@ def event_of(row: dict[str, Any]) -> Event:
 
 async def load_states(
     ch: ClickHouse, execution_ids: Iterable[str], *, finished_only: bool = False,
-    database: str = DEFAULT_DATABASE,
+    idle_before: int | None = None, database: str = DEFAULT_DATABASE,
 ) -> dict[str, ExecutionState]:
     """The latest projected state of each id that has one (execution ids are global);
-    with ``finished_only``, of those that have finished."""
+    with ``finished_only``, of those that have finished, and with ``idle_before`` (epoch
+    ms) also of the reported ones still running with no event since then."""
     db = identifier(database)
     ids = sorted(set(execution_ids))
-    finished = " AND status IN ('succeeded', 'failed', 'stopped')" if finished_only else ""
+    where = ""
+    if finished_only:
+        where = f" AND (status IN {FINAL_SQL}" + (
+            " OR (mode = 'tracked' AND status = 'running' AND "
+            "updated_at < fromUnixTimestamp64Milli({idle:Int64}, 'UTC'))"
+            if idle_before is not None else "") + ")"  # fmt: skip
     states: dict[str, ExecutionState] = {}
     for i in range(0, len(ids), _ID_CHUNK):
         rows = await ch.query(
             f"SELECT execution_id, state FROM {db}.executions FINAL "
-            "WHERE execution_id IN {ids:Array(String)}" + finished,
-            {"ids": ids[i : i + _ID_CHUNK]},
+            "WHERE execution_id IN {ids:Array(String)}" + where,
+            {"ids": ids[i : i + _ID_CHUNK], "idle": idle_before or 0},
         )
         for row in rows:
             states[row["execution_id"]] = ExecutionState.model_validate_json(row["state"])

@@ -75,6 +75,8 @@ def count_events(events: Iterable[Any]) -> None:
 
 
 DEAD_LETTERS = Counter("runledger_dead_letters_total", "Messages parked as dead letters")
+EVICTIONS = Counter("runledger_worker_evictions_total", "Executions that left a worker's "
+                    "table (streams/hot_set.py): finished, or reported and idle", ["kind"])
 CONSUMER_LAG = Gauge("runledger_consumer_lag", "Records behind the partition's end",
                      ["group", "topic", "partition"], multiprocess_mode="livemax")  # fmt: skip
 # Projector

@@ -4,8 +4,9 @@ Run by the API process at start when the broker's topics are empty but ClickHous
 data (the embedded broker keeps nothing across a restart), and by `runledger restore`
 against a fresh Kafka cluster: one code path. Steps:
 
-1. every unfinished execution, and every execution an entry below touches, gets its
-   archived state (the fold of its archived events) as a `rehydrate` message;
+1. every unfinished execution (but reported ones idle past RUNLEDGER_IDLE_TTL, which a
+   worker would not hold either: streams/hot_set.py), and every execution an entry below
+   touches, gets its archived state (the fold of its archived events) as a `rehydrate`;
 2. the journal entries that no archived event cites as its cause are appended again,
    in `journal_pos` order (their ids make a repeat harmless).
 """
@@ -120,12 +121,19 @@ async def archived_states(
         yield page
 
 
-async def unfinished_execution_ids(ch: ClickHouse, database: str) -> list[str]:
+async def unfinished_execution_ids(
+    ch: ClickHouse, database: str, idle_before: int | None = None
+) -> list[str]:
+    """Every execution that has not finished; with ``idle_before`` (epoch ms), not those
+    reported ones idle since before then, which a worker would have evicted by now (their
+    next message or the idle sweep brings them back: streams/hot_set.py)."""
     db = identifier(database)
+    idle = "" if idle_before is None else (
+        " AND NOT (mode = 'tracked' AND status = 'running' AND "
+        "updated_at < fromUnixTimestamp64Milli({idle:Int64}, 'UTC'))")  # fmt: skip
     rows = await ch.query(
-        f"SELECT execution_id FROM {db}.executions FINAL "
-        "WHERE status NOT IN ('succeeded', 'failed', 'stopped')"
-    )
+        f"SELECT execution_id FROM {db}.executions FINAL WHERE status NOT IN {queries.FINAL_SQL}"
+        + idle, {"idle": idle_before or 0})  # fmt: skip
     return [r["execution_id"] for r in rows]
 
 
@@ -139,7 +147,9 @@ async def restore(
     report = RestoreReport()
     entries = await uncited_entries(ch, database, after_pos=after_pos)
     touched = {e["execution_id"] for e in entries}
-    targets = sorted(set(await unfinished_execution_ids(ch, database)) | touched)
+    idle_before = (int((time.time() - settings.idle_ttl) * 1000) if settings.idle_ttl
+                   else None)  # fmt: skip
+    targets = sorted(set(await unfinished_execution_ids(ch, database, idle_before)) | touched)
     log.info("restore: %d executions to rehydrate, %d journal entries to append again",
              len(targets), len(entries))  # fmt: skip
     queue: list[ExecutionState] = []
@@ -160,9 +170,17 @@ async def reappend(
     database: str,
 ) -> None:
     """Append ``entries`` again, their executions' archived states in front of them."""
-    eids = sorted({e["execution_id"] for e in entries})
-    await _rehydrate(settings, ch, producer, eids, database, None)
+    await rehydrate(settings, ch, producer, sorted({e["execution_id"] for e in entries}),
+                    database=database)  # fmt: skip
     await _append(settings, producer, entries, None)
+
+
+async def rehydrate(
+    settings: Settings, ch: ClickHouse, producer: AIOKafkaProducer, execution_ids: list[str],
+    *, database: str,
+) -> int:
+    """Send each execution's archived state (a worker that holds a newer one ignores it)."""
+    return await _rehydrate(settings, ch, producer, execution_ids, database, None)
 
 
 async def _rehydrate(

@@ -72,6 +72,17 @@ class Settings(BaseSettings):
     )
 
     finished_ttl: float = 900.0
+    idle_ttl: float = Field(
+        default=300.0, ge=0,
+        description="a reported execution that has not finished leaves the worker's memory "
+                    "after this many seconds with no event (0: never); its next report "
+                    "brings it back (streams/hot_set.py)",
+    )  # fmt: skip
+    idle_sweep_interval: float = Field(
+        default=60.0, gt=0,
+        description="how often the API looks for executions out of the worker's memory "
+                    "whose tracked idle timeout has come (api/idle_sweep.py)",
+    )  # fmt: skip
     tracked_idle_timeout: float = 86_400.0
     command_wait: float = 5.0
     publish_timeout: float = Field(default=10.0, gt=0, description="a broker that takes no "

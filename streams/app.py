@@ -26,7 +26,7 @@ from faust.types import EventT
 from runledger import generations
 from runledger.broker_quirks import patch_broker_quirks
 from runledger.kafka import FAUST_CLIENT_SETTINGS, changelog_topic, worker_app_id
-from runledger.metrics import DEAD_LETTERS, DECIDE_SECONDS, count_events
+from runledger.metrics import DEAD_LETTERS, DECIDE_SECONDS, EVICTIONS, count_events
 from runledger.settings import Settings
 from streams.admission_actor import KEY as QUEUE_KEY
 from streams.admission_actor import AdmissionActor
@@ -44,6 +44,7 @@ from streams.contracts import (
 )
 from streams.cursor import admit, cursor_key, is_cursor_key
 from streams.due_index import DueIndex
+from streams.hot_set import HotSet
 from streams.machine import MachineConfig, Message, decide, next_due_at
 from streams.membership import take_over_membership
 from streams.preload import PreloadedMemoryStore
@@ -66,7 +67,7 @@ class ExecutionWorker:
         patch_broker_quirks()
         s = self.settings = settings
         self.cfg = MachineConfig(tracked_idle_timeout_ms=int(s.tracked_idle_timeout * 1000))
-        self.finished_ttl_ms = int(s.finished_ttl * 1000)
+        self.hot = HotSet(int(s.finished_ttl * 1000), int(s.idle_ttl * 1000))
         datadir = s.data_dir / "worker"  # Faust's own files, not in the working directory
         datadir.mkdir(parents=True, exist_ok=True)
         self.app = faust.App(
@@ -142,7 +143,7 @@ class ExecutionWorker:
             for msg in msgs:
                 grouped.setdefault(msg.execution_id, []).append((ev, msg))
         changed: dict[str, tuple[EventT, ExecutionState]] = {}
-        evicted: dict[str, EventT] = {}
+        evicted: dict[str, tuple[EventT, str]] = {}
         queue_write: tuple[EventT, bytes] | None = None
         emitted: list[Event] = []
         for eid, items in grouped.items():
@@ -182,7 +183,7 @@ class ExecutionWorker:
                 acks.append(await topic.send(key=m.execution_id.encode(),
                                              value=m.model_dump_json().encode(), force=True))
             if state is not None and self._evictable(state, [m for _, m in items]):
-                evicted[eid] = items[-1][0]
+                evicted[eid] = (items[-1][0], "finished" if state.finished else "idle")
             elif state is not None and state is not before:  # new events, or a rehydrate
                 changed[eid] = (items[-1][0], state)
         count_events(emitted)  # once per batch: see runledger/metrics.py
@@ -196,11 +197,12 @@ class ExecutionWorker:
             with changelog_partition_of(ev):
                 self.table[key] = state.stored_json().encode()
             self._note_due(key, state)
-        for eid, ev in evicted.items():
+        for eid, (ev, kind) in evicted.items():
             key = eid.encode()
             if key in self.table:
                 with changelog_partition_of(ev):
                     del self.table[key]  # a tombstone on the changelog
+                EVICTIONS.labels(kind).inc()
             self._due.discard(key)
         for tp, offset in admission.moved.items():  # after the states, to the same partition
             with changelog_partition_of(last_of[tp]):
@@ -209,12 +211,9 @@ class ExecutionWorker:
             await self.rereader.seek_back(admission.holes)
 
     def _evictable(self, state: ExecutionState, msgs: list[Message]) -> bool:
-        """A finished execution leaves the hot set once a wake finds it past the TTL (the
-        API hands back its archived state with any later message)."""
-        if not state.finished:
-            return False
-        expiry = state.last_activity_at + self.finished_ttl_ms
-        return any(isinstance(m, Wake) and m.received_at >= expiry for m in msgs)
+        """An execution leaves the hot set once a wake finds it past its time there
+        (streams/hot_set.py); the API hands its archived state back with a later message."""
+        return any(isinstance(m, Wake) and self.hot.gone(state, m.received_at) for m in msgs)
 
     def _load(self, eid: str) -> ExecutionState | None:
         raw = self.table.get(eid.encode())
@@ -239,8 +238,9 @@ class ExecutionWorker:
     # ------------------------------------------------------------------ timers
 
     def _note_due(self, key: bytes, state: ExecutionState) -> None:
-        self._due.set(key, state.last_activity_at + self.finished_ttl_ms if state.finished
-                      else next_due_at(state, self.cfg))  # fmt: skip
+        times = [t for t in (next_due_at(state, self.cfg), self.hot.leaves_at(state))
+                 if t is not None]  # fmt: skip
+        self._due.set(key, min(times, default=None))
 
     async def _reindex_if_reassigned(self) -> None:
         actives = frozenset(self.app.assignor.assigned_actives())

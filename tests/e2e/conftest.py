@@ -118,8 +118,10 @@ def launch(root: Path, *, port: int | None = None, kafka_port: int | None = None
 
 @pytest.fixture(scope="session")
 def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Product]:
-    # A short hot-set TTL, so tests see finished executions leave the worker's table.
-    p = launch(tmp_path_factory.mktemp("product"), RUNLEDGER_FINISHED_TTL="3")
+    # Short hot-set TTLs, so tests see finished and idle reported executions leave the
+    # worker's table (and every test that reports after a pause goes through their return).
+    p = launch(tmp_path_factory.mktemp("product"), RUNLEDGER_FINISHED_TTL="3",
+               RUNLEDGER_IDLE_TTL="3")
     try:
         p.wait_ready()
         yield p

@@ -31,9 +31,9 @@ class Archive:
 async def test_requests_during_a_lookup_share_the_next_one_and_get_only_their_ids():
     archive = Archive()
     lookup = ArchiveLookup(archive.load)
-    first = asyncio.create_task(lookup.finished({"ex_1", "new_1"}))
+    first = asyncio.create_task(lookup.maybe_evicted({"ex_1", "new_1"}))
     await asyncio.sleep(0)
-    later = [asyncio.create_task(lookup.finished({f"ex_{i}", f"new_{i}"})) for i in (2, 3, 4)]
+    later = [asyncio.create_task(lookup.maybe_evicted({f"ex_{i}", f"new_{i}"})) for i in (2, 3, 4)]
     await asyncio.sleep(0)
     archive.release.set()
     assert set(await first) == {"ex_1"}
@@ -46,8 +46,8 @@ async def test_an_idle_lookup_starts_at_once():
     archive = Archive()
     archive.release.set()
     lookup = ArchiveLookup(archive.load)
-    assert set(await lookup.finished({"ex_5"})) == {"ex_5"}
-    assert set(await lookup.finished({"ex_6"})) == {"ex_6"}
+    assert set(await lookup.maybe_evicted({"ex_5"})) == {"ex_5"}
+    assert set(await lookup.maybe_evicted({"ex_6"})) == {"ex_6"}
     assert archive.lookups == [{"ex_5"}, {"ex_6"}]
 
 
@@ -55,10 +55,10 @@ async def test_a_failed_lookup_fails_its_requests_only_and_a_gone_request_harms_
     archive = Archive()
     archive.fail_next = True
     lookup = ArchiveLookup(archive.load)
-    failing = asyncio.create_task(lookup.finished({"ex_1"}))
+    failing = asyncio.create_task(lookup.maybe_evicted({"ex_1"}))
     await asyncio.sleep(0)
-    gone = asyncio.create_task(lookup.finished({"ex_2"}))
-    kept = asyncio.create_task(lookup.finished({"ex_3"}))
+    gone = asyncio.create_task(lookup.maybe_evicted({"ex_2"}))
+    kept = asyncio.create_task(lookup.maybe_evicted({"ex_3"}))
     await asyncio.sleep(0)
     gone.cancel()
     archive.release.set()

@@ -10,7 +10,8 @@ from api import accept
 
 def test_server_made_ids_are_remembered_and_the_memory_stays_bounded(monkeypatch) -> None:
     monkeypatch.setattr(accept, "HOT_IDS", 100)
-    ctx = SimpleNamespace(hot_until={}, settings=SimpleNamespace(finished_ttl=600.0))
+    settings = SimpleNamespace(finished_ttl=600.0, idle_ttl=300.0)
+    ctx = SimpleNamespace(hot_until={}, settings=settings)
     for i in range(250):
         accept.is_new(ctx, f"exec_{i}")  # type: ignore[arg-type]
     assert len(ctx.hot_until) == 100

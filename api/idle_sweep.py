@@ -1,0 +1,66 @@
+"""The tracked idle timeout of executions no worker holds.
+
+A reported execution with no event for RUNLEDGER_IDLE_TTL leaves the worker's table
+(streams/hot_set.py), and with it the timer that would end it as ``Abandoned`` once
+RUNLEDGER_TRACKED_IDLE_TIMEOUT passes with no report. Every ``idle_sweep_interval``
+seconds this sends the archived state of each reported execution still running past
+that timeout (and one interval more, for a worker that holds it to fire it first) as a
+`rehydrate`: the worker takes it back, finds the timer due and fires it. A worker that
+holds a newer state ignores the rehydrate. Like reconcile, a pass is skipped while the
+workers or the projector are behind: the archive would be too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from api.deps import AppContext
+from api.reconcile import BEHIND, behind
+from projections.clickhouse import ClickHouse, identifier
+from runledger.restore import rehydrate
+
+log = logging.getLogger("runledger.api.idle_sweep")
+SWEEP_MAX = 10_000  # executions per pass; the rest wait for the next one
+
+
+async def sweep_idle_forever(ctx: AppContext) -> None:
+    while True:
+        await asyncio.sleep(ctx.settings.idle_sweep_interval)
+        if ctx.restoring or not ctx.settings.idle_ttl:
+            continue
+        try:
+            async with ctx.upkeep:  # not during a generation switch
+                await sweep_idle(ctx)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("idle sweep failed; trying again next interval")
+
+
+async def sweep_idle(ctx: AppContext) -> int:
+    """One pass: how many executions it sent back to the workers."""
+    s = ctx.settings
+    if (n := await behind(ctx)) > BEHIND:
+        log.info("idle sweep skipped: %d records not read yet", n)
+        return 0
+    due = int((time.time() - s.tracked_idle_timeout - s.idle_sweep_interval) * 1000)
+    ids = await idle_execution_ids(ctx.ch, ctx.db, due, SWEEP_MAX)
+    if ids:
+        log.info("idle sweep: %d executions past the tracked idle timeout go back to the "
+                 "workers", len(ids))  # fmt: skip
+        await rehydrate(s, ctx.ch, ctx.bus.producer, ids, database=ctx.db)
+    return len(ids)
+
+
+async def idle_execution_ids(ch: ClickHouse, database: str, idle_before: int,
+                             limit: int) -> list[str]:  # fmt: skip
+    """Up to ``limit`` reported executions still running with no event since before
+    ``idle_before`` (epoch ms), the longest idle first."""
+    rows = await ch.query(
+        f"SELECT execution_id FROM {identifier(database)}.executions FINAL "
+        "WHERE mode = 'tracked' AND status = 'running' "
+        "AND updated_at < fromUnixTimestamp64Milli({idle:Int64}, 'UTC') "
+        "ORDER BY updated_at LIMIT {limit:UInt32}", {"idle": idle_before, "limit": limit})
+    return [r["execution_id"] for r in rows]
