@@ -12,12 +12,11 @@ workers or the projector are behind: the archive would be too.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
 from api.deps import AppContext
-from api.reconcile import BEHIND, behind
+from api.reconcile import BEHIND, behind, upkeep_forever
 from projections.clickhouse import ClickHouse, identifier
 from runledger.restore import rehydrate
 
@@ -26,17 +25,12 @@ SWEEP_MAX = 10_000  # executions per pass; the rest wait for the next one
 
 
 async def sweep_idle_forever(ctx: AppContext) -> None:
-    while True:
-        await asyncio.sleep(ctx.settings.idle_sweep_interval)
-        if ctx.restoring or not ctx.settings.idle_ttl:
-            continue
-        try:
-            async with ctx.upkeep:  # not during a generation switch
-                await sweep_idle(ctx)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("idle sweep failed; trying again next interval")
+    async def one_pass() -> None:
+        if ctx.settings.idle_ttl:  # else no worker lets an unfinished execution go
+            await sweep_idle(ctx)
+
+    await upkeep_forever(ctx, lambda: ctx.settings.idle_sweep_interval, one_pass,
+                         "idle sweep")  # fmt: skip
 
 
 async def sweep_idle(ctx: AppContext) -> int:

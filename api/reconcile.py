@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from api.deps import AppContext
 from projections.journal import journal_top
@@ -33,19 +34,32 @@ async def behind(ctx: AppContext) -> int:
             + await generations.lag(s, projector_group(s), [s.topic("events")]))
 
 
-async def reconcile_forever(ctx: AppContext) -> None:
-    watermark = await journal_top(ctx.ch, ctx.db)
+async def upkeep_forever(ctx: AppContext, interval: Callable[[], float],
+                         one_pass: Callable[[], Awaitable[None]], what: str) -> None:  # fmt: skip
+    """Run ``one_pass`` every ``interval()`` seconds, not while the broker is restored nor
+    during a generation switch; a pass that fails is logged and tried again next time."""
     while True:
-        await asyncio.sleep(ctx.settings.reconcile_interval)
+        await asyncio.sleep(interval())
         if ctx.restoring:
             continue
         try:
-            async with ctx.upkeep:  # not during a generation switch
-                watermark = await _reconcile(ctx, watermark)
+            async with ctx.upkeep:
+                await one_pass()
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("reconcile pass failed; trying again next interval")
+            log.exception("%s failed; trying again next interval", what)
+
+
+async def reconcile_forever(ctx: AppContext) -> None:
+    watermark = await journal_top(ctx.ch, ctx.db)
+
+    async def one_pass() -> None:
+        nonlocal watermark
+        watermark = await _reconcile(ctx, watermark)
+
+    await upkeep_forever(ctx, lambda: ctx.settings.reconcile_interval, one_pass,
+                         "reconcile pass")  # fmt: skip
 
 
 async def _reconcile(ctx: AppContext, watermark: int) -> int:
