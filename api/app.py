@@ -82,6 +82,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await projector.start()
         ctx = AppContext(settings=settings, bus=bus, tail=tail, ch=ch, journal=journal,
                          projector=projector, restoring=True)  # fmt: skip
+        # ctx.projector only from here: a generation switch replaces it, and this frame
+        # lives as long as the app (it held the first projector and its cache, ~100 MB)
+        del projector
         app.state.ctx = ctx
         ctx.edge = app.state.edge_limits
         await limits.load(ctx)
