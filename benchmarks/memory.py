@@ -6,6 +6,8 @@ Every --every seconds it prints the RSS of each product process. A finished exec
 leaves the worker's table --finished-ttl seconds after its last event (the product's
 default is 900 s; a shorter one lets the soak reach the steady state sooner), and the
 embedded broker moves to a new topic generation past --generation-records records.
+With --unended no execution gets its end, as from a reporter that never sends one: each
+leaves the worker's table --idle-ttl seconds after its last event (default 300 s).
 
 A process is flat when the mean RSS of the last third of the samples is within 10 %
 (and 20 MB) of the middle third's: by then every bounded cache has had the time to fill.
@@ -13,6 +15,7 @@ The RSS line of each process is printed too, so a slow leak shows as a slope.
 
     python benchmarks/memory.py [--rate 2000] [--minutes 10] [--every 20]
                                 [--finished-ttl 60] [--generation-records 100000]
+                                [--unended] [--idle-ttl 60]
 Last line: BENCH {json}.
 """
 
@@ -36,22 +39,30 @@ from benchmarks._harness import (  # noqa: E402
     rss_snapshot,
     running_product,
 )
-from benchmarks._ingest_probes import JSON, PER_EXEC, finished_reports, new_ids  # noqa: E402
+from benchmarks._ingest_probes import (  # noqa: E402
+    JSON,
+    _events_for,
+    finished_reports,
+    new_ids,
+)
 
 Series = dict[str, list[float]]  # role → RSS MB per sample
 
 
 async def offer(base_url: str, rate: float, seconds: float, batch: int,
-                counts: dict[str, int]) -> None:  # fmt: skip
-    """POST completed executions at ``rate`` events/s, 4 requests in flight at most."""
-    per_batch = max(batch // (PER_EXEC + 1), 1)
-    interval = per_batch * (PER_EXEC + 1) / rate
+                counts: dict[str, int], ended: bool = True) -> None:  # fmt: skip
+    """POST executions at ``rate`` events/s, completed unless not ``ended``, 4 requests in
+    flight at most."""
+    reports = finished_reports if ended else _events_for
+    per_exec = len(reports("x"))
+    per_batch = max(batch // per_exec, 1)
+    interval = per_batch * per_exec / rate
     slots = asyncio.Semaphore(4)
     async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
 
         async def send() -> None:
             body = orjson.dumps({"events": [e for eid in new_ids(per_batch, "mem")
-                                            for e in finished_reports(eid)]})  # fmt: skip
+                                            for e in reports(eid)]})  # fmt: skip
             try:
                 r = await client.post("/api/v1/events", content=body, headers=JSON)
                 counts["accepted" if r.status_code == 202 else "refused"] += per_batch
@@ -123,26 +134,29 @@ def flatness(series: Series) -> dict[str, dict[str, float | bool]]:
     return out
 
 
-async def soak(base_url: str, rate: float, seconds: float, every: float, batch: int
-               ) -> tuple[Series, dict[str, int]]:  # fmt: skip
+async def soak(base_url: str, rate: float, seconds: float, every: float, batch: int,
+               ended: bool) -> tuple[Series, dict[str, int]]:  # fmt: skip
     series: Series = {}
     counts = {"accepted": 0, "refused": 0}
-    await asyncio.gather(offer(base_url, rate, seconds, batch, counts),
+    await asyncio.gather(offer(base_url, rate, seconds, batch, counts, ended),
                          sample(base_url, every, seconds, series, counts))
     return series, counts
 
 
 def main(rate: float = 2_000.0, minutes: float = 10.0, every: float = 20.0,
          batch: int = 1_000, finished_ttl: float = 60.0,
-         generation_records: int = 100_000) -> None:  # fmt: skip
-    env = {"RUNLEDGER_FINISHED_TTL": str(finished_ttl),
+         generation_records: int = 100_000, unended: bool = False,
+         idle_ttl: float = 300.0) -> None:  # fmt: skip
+    env = {"RUNLEDGER_FINISHED_TTL": str(finished_ttl), "RUNLEDGER_IDLE_TTL": str(idle_ttl),
            "RUNLEDGER_GENERATION_MAX_RECORDS": str(generation_records)}
+    kind = "executions that never get an end" if unended else "completed executions"
     with running_product(12, **env) as (_settings, base_url):
         print(f"machine: {machine()}", flush=True)
-        print(f"offering {rate:,.0f} events/s of completed executions for {minutes:g} min; "
-              f"finished TTL {finished_ttl:g}s, a generation per {generation_records:,} "
-              f"records", flush=True)
-        series, counts = asyncio.run(soak(base_url, rate, minutes * 60, every, batch))
+        print(f"offering {rate:,.0f} events/s of {kind} for {minutes:g} min; finished TTL "
+              f"{finished_ttl:g}s, idle TTL {idle_ttl:g}s, a generation per "
+              f"{generation_records:,} records", flush=True)
+        series, counts = asyncio.run(soak(base_url, rate, minutes * 60, every, batch,
+                                          not unended))  # fmt: skip
         generation = httpx.get(f"{base_url}/api/v1/stats/realtime", timeout=30
                                ).json()["data"]["generation"]["number"]  # fmt: skip
     verdict = flatness(series)
@@ -152,7 +166,8 @@ def main(rate: float = 2_000.0, minutes: float = 10.0, every: float = 20.0,
               f"{v['last_third']:>7,.0f} {v['peak']:>7,.0f}  "
               f"{'flat' if v['flat'] else 'GROWING'}", flush=True)
     result = {"bench": "memory", "machine": machine(), "rate_events_per_s": rate,
-              "minutes": minutes, "finished_ttl_s": finished_ttl,
+              "minutes": minutes, "finished_ttl_s": finished_ttl, "idle_ttl_s": idle_ttl,
+              "unended": unended,
               "generation_max_records": generation_records, "generation_at_end": generation,
               "executions_accepted": counts["accepted"],
               "executions_refused": counts["refused"], "rss": verdict, "series_mb": series,
