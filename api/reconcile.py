@@ -26,7 +26,7 @@ log = logging.getLogger("runledger.api.reconcile")
 BEHIND = 1_000
 
 
-async def behind(ctx: AppContext) -> int:
+async def _behind(ctx: AppContext) -> int:
     """Records the workers and the projector have not read yet."""
     s = ctx.settings
     inputs = [s.topic("commands"), s.topic("step-events")]
@@ -65,7 +65,7 @@ async def reconcile_forever(ctx: AppContext) -> None:
 async def _reconcile(ctx: AppContext, watermark: int) -> int:
     """One pass; returns the new watermark."""
     s = ctx.settings  # the current topic generation
-    if (n := await behind(ctx)) > BEHIND:
+    if (n := await _behind(ctx)) > BEHIND:
         log.info("reconcile pass skipped: %d records not read yet", n)
         return watermark
     cutoff = int((time.time() - s.reconcile_after) * 1000)
