@@ -23,6 +23,9 @@ from runledger.settings import Settings
 log = logging.getLogger("runledger.api.tail")
 RECENT_PER_EXECUTION = 2_000
 RECENT_EXECUTIONS = 10_000
+# Events kept in all: ~1.5 kB each as parsed. Without it, 10,000 long executions could
+# hold 20 M events; with it, ~150 MB at most (what 10,000 executions of ten events took).
+RECENT_EVENTS = 100_000
 
 
 class EventTail:
@@ -31,6 +34,7 @@ class EventTail:
         self.topic = settings.topic("events")
         self.consumer = make_consumer(settings, group_id=None, enable_auto_commit=False)
         self.recent: OrderedDict[str, deque[dict[str, Any]]] = OrderedDict()
+        self._recent_events = 0  # in all of ``recent``
         self.subscribers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
         self.verdicts: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.watchers: list[Callable[[dict[str, Any]], None]] = []  # called with each event
@@ -105,12 +109,15 @@ class EventTail:
             ring = self.recent.get(eid)
             if ring is None:
                 ring = self.recent[eid] = deque(maxlen=RECENT_PER_EXECUTION)
-                if len(self.recent) > RECENT_EXECUTIONS:
-                    self.recent.popitem(last=False)
             else:
                 self.recent.move_to_end(eid)
             if not ring or ev["seq"] > ring[-1]["seq"]:
+                if len(ring) < RECENT_PER_EXECUTION:  # else its oldest drops out
+                    self._recent_events += 1
                 ring.append(ev)
+            while len(self.recent) > 1 and (len(self.recent) > RECENT_EXECUTIONS
+                                            or self._recent_events > RECENT_EVENTS):
+                self._recent_events -= len(self.recent.popitem(last=False)[1])
             for q in self.subscribers.get(eid, ()):
                 q.put_nowait(ev)
             for watch in self.watchers:
