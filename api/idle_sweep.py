@@ -19,6 +19,7 @@ import time
 
 from api.deps import AppContext
 from api.reconcile import upkeep_forever
+from projections import queries
 from projections.clickhouse import ClickHouse, identifier
 from runledger.restore import rehydrate
 
@@ -53,7 +54,6 @@ async def idle_execution_ids(ch: ClickHouse, database: str, idle_before: int,
     ``idle_before`` (epoch ms), the longest idle first."""
     rows = await ch.query(
         f"SELECT execution_id FROM {identifier(database)}.executions FINAL "
-        "WHERE mode = 'tracked' AND status = 'running' "
-        "AND updated_at < fromUnixTimestamp64Milli({idle:Int64}, 'UTC') "
-        "ORDER BY updated_at LIMIT {limit:UInt32}", {"idle": idle_before, "limit": limit})
+        f"WHERE {queries.IDLE_SQL} ORDER BY updated_at LIMIT {{limit:UInt32}}",
+        {"idle": idle_before, "limit": limit})
     return [r["execution_id"] for r in rows]

@@ -23,6 +23,10 @@ from streams.view import describe
 
 DAY_MS = 86_400_000
 FINAL_SQL = "(" + ", ".join(f"'{s}'" for s in sorted(FINAL_STATUSES)) + ")"  # an SQL list
+# A reported execution still running with no event since the parameter ``idle`` (epoch
+# ms): one a worker may have evicted (streams/hot_set.py).
+IDLE_SQL = ("(mode = 'tracked' AND status = 'running' AND "
+            "updated_at < fromUnixTimestamp64Milli({idle:Int64}, 'UTC'))")  # fmt: skip
 _ID_CHUNK = 5_000
 
 EVENT_SELECT = """
@@ -62,10 +66,8 @@ async def load_states(
     ids = sorted(set(execution_ids))
     where = ""
     if finished_only:
-        where = f" AND (status IN {FINAL_SQL}" + (
-            " OR (mode = 'tracked' AND status = 'running' AND "
-            "updated_at < fromUnixTimestamp64Milli({idle:Int64}, 'UTC'))"
-            if idle_before is not None else "") + ")"  # fmt: skip
+        idle = f" OR {IDLE_SQL}" if idle_before is not None else ""
+        where = f" AND (status IN {FINAL_SQL}{idle})"
     states: dict[str, ExecutionState] = {}
     for i in range(0, len(ids), _ID_CHUNK):
         rows = await ch.query(

@@ -128,9 +128,7 @@ async def unfinished_execution_ids(
     reported ones idle since before then, which a worker would have evicted by now (their
     next message or the idle sweep brings them back: streams/hot_set.py)."""
     db = identifier(database)
-    idle = "" if idle_before is None else (
-        " AND NOT (mode = 'tracked' AND status = 'running' AND "
-        "updated_at < fromUnixTimestamp64Milli({idle:Int64}, 'UTC'))")  # fmt: skip
+    idle = "" if idle_before is None else f" AND NOT {queries.IDLE_SQL}"
     rows = await ch.query(
         f"SELECT execution_id FROM {db}.executions FINAL WHERE status NOT IN {queries.FINAL_SQL}"
         + idle, {"idle": idle_before or 0})  # fmt: skip
