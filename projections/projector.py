@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -41,16 +42,24 @@ _MAX_BACKOFF = 5.0
 
 
 class _Rebalance(ConsumerRebalanceListener):
+    """Holds its projector weakly. A stopped consumer is a tangle of reference cycles, and
+    the raised GC thresholds (runledger/cli.py) leave cycles for minutes: through a strong
+    reference here each generation switch left the old projector and its cache alive
+    (~2.4 M objects after ten switches, benchmarks/memory.py --unended)."""
+
     def __init__(self, projector: Projector) -> None:
-        self.projector = projector
+        self.projector = weakref.ref(projector)
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        if revoked:
-            await self.projector._before_revoke(set(revoked))
+        projector = self.projector()
+        if revoked and projector is not None:
+            await projector._before_revoke(set(revoked))
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         # Partitions may have been projected elsewhere meanwhile: cached states may be stale.
-        self.projector.writer.forget()
+        projector = self.projector()
+        if projector is not None:
+            projector.writer.forget()
 
 
 class Projector:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaProducer
@@ -82,3 +83,32 @@ async def test_projector_flushes_on_stop_and_ignores_redeliveries(
         assert detail is not None and detail["status"] == "failed"
     finally:
         await producer.stop()
+
+
+async def test_a_stopped_projector_is_freed_without_waiting_for_the_cycle_collector(
+    kafka_settings: Settings, clickhouse: ClickHouse, database: str
+):
+    """A generation switch replaces the projector: the old one, with its cache of states,
+    must go when dropped, not at a full collection (rare under runledger/cli.py's GC
+    thresholds: ten switches once left ~2.4 M objects behind)."""
+    settings = kafka_settings.model_copy(
+        update={"topic_prefix": f"p{uuid.uuid4().hex[:8]}", "projector_max_delay": 0.05}
+    )
+    await create_topics(settings)
+    erp = single_system_execution()
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        await _send(producer, settings.topic("events"), erp.events)
+    finally:
+        await producer.stop()
+    projector = Projector(settings, clickhouse, database=database)
+    await projector.start()
+    stats = projector.stats  # a lambda over ``projector`` would hold it
+    await _until(lambda: stats.events == len(erp.events))
+    await projector.stop()
+    gone = weakref.ref(projector)
+    del projector
+    assert gone() is None
+    seqs = await queries.max_seqs(clickhouse, [erp.execution_id], database=database)
+    assert seqs == {erp.execution_id: len(erp.events)}
