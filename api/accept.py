@@ -64,11 +64,14 @@ def is_new(ctx: AppContext, execution_id: str) -> None:
 def _not_archived(ctx: AppContext, execution_ids: Iterable[str], now: float) -> None:
     # Not archived, or neither finished nor idle for long (api/archive.py): a worker keeps
     # it at least ``hot_seconds`` from now, so no need to look again before then.
-    hot = hot_seconds(ctx.settings)
+    # An OrderedDict: popping a plain dict's oldest key scans the slots its earlier pops
+    # left empty, ~74 µs per new execution once 200,000 were held (against ~2 µs).
+    hot, until = hot_seconds(ctx.settings), ctx.hot_until
     for eid in execution_ids:
-        ctx.hot_until[eid] = now + hot
-    while len(ctx.hot_until) > HOT_IDS:
-        ctx.hot_until.pop(next(iter(ctx.hot_until)))
+        until[eid] = now + hot
+        until.move_to_end(eid)
+    while len(until) > HOT_IDS:
+        until.popitem(last=False)
 
 
 async def _with_archived_states(ctx: AppContext, entries: Sequence[Entry]) -> list[Entry]:

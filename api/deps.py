@@ -39,7 +39,7 @@ class AppContext:
     # Held by a reconcile pass and by a generation switch: never both at once.
     upkeep: asyncio.Lock = field(default_factory=asyncio.Lock)
     generation: Any = None  # api.generation.GenerationInfo, when generations are on
-    hot_until: dict[str, float] = field(default_factory=dict)  # see api/accept.py
+    hot_until: OrderedDict[str, float] = field(default_factory=OrderedDict)  # api/accept.py
     accepted: OrderedDict[str, str] = field(default_factory=OrderedDict)  # id → tenant
     exports: ExportRegistry = field(default_factory=ExportRegistry)
     rebuild: RebuildRun | None = None  # the latest projection rebuild (api/routes/admin.py)
