@@ -1,10 +1,12 @@
 """The worker's table store: Faust's in-memory store, filled at a fresh worker's first
-assignment by one bulk read of its changelog partitions (``runledger.kafka.read_to_end``)."""
+assignment by one bulk read of its changelog partitions (``runledger.kafka.read_to_end``),
+keeping what the worker writes compressed."""
 
 from __future__ import annotations
 
 import logging
 import time
+import zlib
 from typing import Any
 
 import faust.stores
@@ -14,6 +16,8 @@ from faust.types import TP
 from runledger.kafka import read_to_end
 
 log = logging.getLogger("runledger.worker")
+PACK_FROM = 256  # bytes: shorter values (the cursors' offsets) are kept as they are
+_PACKED = b"\x78\x01"  # zlib's header at level 1; JSON and offsets never start so
 
 
 class PreloadedMemoryStore(MemoryStore):
@@ -32,6 +36,20 @@ class PreloadedMemoryStore(MemoryStore):
     def __post_init__(self) -> None:
         super().__post_init__()
         self._loaded: dict[TP, int] = {}
+
+    # The table holds the state of every open execution, and those are most of the worker's
+    # memory. Kept compressed: a reported five-step execution's 2,110 bytes of stored JSON
+    # become 393 (zlib level 1: ~10 µs to compress, ~4 to read back). Only here: the
+    # changelog gets the plain JSON, which the producer's zstd compresses better in its
+    # batches than record by record (compressing the records grew the broker by ~25 MB
+    # more over a 30 s offer). What recovery or the preload put here stays plain until
+    # written again, so both forms are read.
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self.data[key] = zlib.compress(value, 1) if len(value) >= PACK_FROM else value
+
+    def __getitem__(self, key: bytes) -> bytes:
+        value: bytes = self.data[key]
+        return zlib.decompress(value) if value[:2] == _PACKED else value
 
     def persisted_offset(self, tp: TP) -> int | None:
         return self._loaded.get(tp)  # None: Faust reads the partition from its start
