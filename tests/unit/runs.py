@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams.contracts import ControlCommand, StartExecution, StepTask, TaskUpdate
+from streams.contracts import (
+    ControlCommand,
+    Report,
+    ReportBatch,
+    StartExecution,
+    StepTask,
+    TaskUpdate,
+)
 from streams.machine import MachineConfig, decide
 from streams.plan import Plan
 from streams.state import ExecutionState, step_statuses
@@ -31,6 +38,20 @@ def as_stored(state: ExecutionState | None) -> ExecutionState | None:
     back = ExecutionState.model_validate_json(state.stored_json())
     assert back == state
     return back
+
+
+def reported(n_steps: int) -> ExecutionState:
+    """A reported execution of ``n_steps`` steps, each started and succeeded."""
+    state = None
+    for i in range(n_steps):
+        for j, kind in enumerate(("step_started", "step_succeeded")):
+            r = Report(report_id=f"ex_1-{i}-{kind}", event_type=kind, step_id=f"step_{i}",
+                       timestamp=1_700_000_000_000 + 10 * i + j, system=f"S{i % 3}",
+                       module=f"M{i}", data={"duration_ms": 5})  # fmt: skip
+            msg = ReportBatch(execution_id="ex_1", received_at=1_700_000_000_100, reports=(r,))
+            state = decide(state, msg, CFG).state
+    assert state is not None
+    return state
 
 
 def update(task: StepTask, phase: str, at: int, **kw: Any) -> TaskUpdate:

@@ -11,10 +11,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined, to_jsonable_python
 
-from streams.contracts import Report, ReportBatch
-from streams.machine import MachineConfig, decide
 from streams.state import ExecutionState
-from tests.unit.runs import as_stored
+from tests.unit.runs import as_stored, reported
 
 PINNED = Path(__file__).with_name("stored_state_defaults.json")
 
@@ -51,26 +49,13 @@ def test_the_defaults_of_a_stored_state_never_change():
         f"a default of the stored state changed; see {PINNED.name}")
 
 
-def _reported(n_steps: int) -> ExecutionState:
-    state = None
-    for i in range(n_steps):
-        for j, kind in enumerate(("step_started", "step_succeeded")):
-            r = Report(report_id=f"ex_1-{i}-{kind}", event_type=kind, step_id=f"step_{i}",
-                       timestamp=1_700_000_000_000 + 10 * i + j, system=f"S{i % 3}",
-                       module=f"M{i}", data={"duration_ms": 5})  # fmt: skip
-            msg = ReportBatch(execution_id="ex_1", received_at=1_700_000_000_100, reports=(r,))
-            state = decide(state, msg, MachineConfig()).state
-    assert state is not None
-    return state
-
-
 def test_a_reported_execution_is_stored_smaller_and_reads_back_the_same():
-    state = _reported(5)
+    state = reported(5)
     assert as_stored(state) == state
     assert len(state.stored_json()) < 0.65 * len(state.model_dump_json())
 
 
 def test_a_state_stored_in_full_still_reads():
     """States written before the stored form (every field present) read back unchanged."""
-    state = _reported(2)
+    state = reported(2)
     assert ExecutionState.model_validate_json(state.model_dump_json()) == state
